@@ -1,0 +1,1 @@
+"""``lrbench functions``, ``lrbench values``, ``lrbench plot``."""
