@@ -31,7 +31,7 @@ def fail(message: str) -> None:
 
 def _register() -> None:
     # Importing a module registers its commands on ``app``.
-    from lrbench.cli import policies  # noqa: F401
+    from lrbench.cli import db, policies, train  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,1 @@
+"""lrbench db commands."""
