@@ -6,9 +6,9 @@ line on stderr with exit code 2, never a traceback.
 
 from __future__ import annotations
 
+import importlib
 import sys
 
-import click
 import typer
 
 app = typer.Typer(
@@ -31,7 +31,21 @@ def fail(message: str) -> None:
 
 def _register() -> None:
     # Importing a module registers its commands on ``app``.
-    from lrbench.cli import db, policies, train  # noqa: F401
+    from lrbench.cli import policies, train, bench, db  # noqa: F401, I001  (the help lists them in this order)
+
+
+def _click_types(name: str) -> tuple[type[BaseException], ...]:
+    """The exception class ``name`` from every click in use: typer (>= 0.22) ships its own copy
+    of click as ``typer._click``, older typers use the ``click`` package."""
+    found: list[type[BaseException]] = []
+    for module in ("typer._click.exceptions", "typer.exceptions", "click.exceptions"):
+        try:
+            cls = getattr(importlib.import_module(module), name, None)
+        except ImportError:
+            continue
+        if isinstance(cls, type) and issubclass(cls, BaseException) and cls not in found:
+            found.append(cls)
+    return tuple(found)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -43,15 +57,33 @@ def main(argv: list[str] | None = None) -> None:
     except (UserError, ValueError) as e:
         print(f"lrbench: error: {e}", file=sys.stderr)
         sys.exit(2)
-    except click.exceptions.NoArgsIsHelpError as e:
-        print(e.ctx.get_help() if e.ctx else str(e))
+    except _click_types("NoArgsIsHelpError") as e:
+        ctx = getattr(e, "ctx", None)
+        print(ctx.get_help() if ctx else str(e))
         sys.exit(0)
-    except click.exceptions.UsageError as e:
+    except _click_types("UsageError") as e:
         print(f"lrbench: error: {e.format_message()}", file=sys.stderr)
         sys.exit(2)
-    except click.exceptions.Abort:
+    except _click_types("ClickException") as e:  # e.g. a file argument that cannot be opened
+        print(f"lrbench: error: {e.format_message()}", file=sys.stderr)
+        sys.exit(getattr(e, "exit_code", 1) or 1)
+    except _click_types("Abort"):
         print("lrbench: interrupted", file=sys.stderr)
         sys.exit(130)
-    except click.exceptions.Exit as e:
+    except _click_types("Exit") as e:
         sys.exit(e.exit_code)
+    except BrokenPipeError:  # e.g. ``lrbench functions | head -3``: not an error
+        _quiet_stdout()
+        sys.exit(0)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so that flushing it at exit does not raise again."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass

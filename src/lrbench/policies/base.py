@@ -143,7 +143,7 @@ def check_non_negative(owner: str, param: str, value: Any) -> float:
     value = check_number(owner, param, value)
     if value < 0:
         raise _fail(owner, param, value, ">= 0")
-    return value
+    return value + 0.0  # -0.0 -> 0.0: equal policies must print (and be stored) the same
 
 
 def check_gamma(owner: str, param: str, value: Any) -> float:

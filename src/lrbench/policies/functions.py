@@ -69,8 +69,11 @@ class LRFunction(Policy):
 
     def evaluate(self, t: Any, ops: Ops) -> Any:
         lo, hi = self.bounds
-        # Clipping only removes the last-ulp rounding of lo + (hi - lo) * g.
-        return ops.clip(lo + (hi - lo) * self.g(t, ops), lo, hi)
+        g = self.g(t, ops)
+        # Clipping only removes the last-ulp rounding of lo + (hi - lo) * g; that rounding can
+        # also land an ulp below hi at g = 1 (e.g. policy(0) of a decaying function with a
+        # floor), so g = 1 gives hi exactly.
+        return ops.where(g >= 1.0, hi, ops.clip(lo + (hi - lo) * g, lo, hi))
 
 
 class _Decaying(LRFunction):
@@ -133,6 +136,10 @@ class FIX(LRFunction):
 
     def __init__(self, k0: float) -> None:
         self._set(k0=check_positive(self.name, "k0", k0))
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        return (self._p["k0"], self._p["k0"])  # FIX has no k1: its LR is k0, never lower
 
     def g(self, t: Any, ops: Ops) -> Any:
         return t * 0.0 + 1.0
@@ -416,7 +423,7 @@ PAPER_FUNCTIONS: dict[str, type[LRFunction]] = {
 FUNCTIONS: dict[str, type[LRFunction]] = {**PAPER_FUNCTIONS, "LIN": LIN}
 
 
-def make(name: str, **params: Any) -> LRFunction:
+def make(name: str, /, **params: Any) -> LRFunction:
     """Make a policy from a function name (any case) and its parameters.
 
     >>> make("sin2", k0=0.01, k1=0.06, l=2000)

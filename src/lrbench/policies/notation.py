@@ -166,7 +166,7 @@ class _Parser:
                               f" {', '.join(cls.param_names)}", col)
                 self.take("=")
             else:
-                if params:
+                if len(params) > n_pos:  # a keyword argument was given before
                     self.fail("a positional argument cannot follow a keyword argument")
                 if n_pos >= len(positional):
                     self.fail(f"{cls.name} takes {len(positional)} positional arguments"

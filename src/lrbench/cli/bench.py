@@ -1,0 +1,358 @@
+"""``lrbench run``, ``lrbench rank``, ``lrbench report``, ``lrbench demo``: LRBench's main job.
+
+    lrbench run [CONFIG.yaml] [--task T] [--policy P ...] [--iters N] [--repeats K]
+                [--eval-every R] [--db URL] [--workers W] [--threads T] [--json]
+    lrbench rank --task T [--iters N] [--by METRIC | --weights M=W,... | --lexicographic M,...]
+                 [--top N] [--pareto] [--format table|markdown|csv|json] [--db URL]
+    lrbench report --task T [--iters N] -o report.html [--db URL]
+    lrbench demo [--db URL] [-o report.html] [--repeats K] [--workers W]
+
+Flags override the config file. Every command reads and writes the LR database through
+``lrbench.store``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from lrbench.cli import app, fail
+
+DbOption = Annotated[str | None, typer.Option("--db", metavar="URL",
+                     help="Database URL; default: $LRBENCH_DB, else the user's SQLite file.")]
+TaskOption = Annotated[str | None, typer.Option("--task", metavar="PRESET",
+                       help="Task preset, e.g. digits-mlp, fashion-mnist-lenet.")]
+ItersOption = Annotated[int | None, typer.Option("--iters", metavar="N",
+                        help="Training iterations per run (the task's max_iters).")]
+EvalOption = Annotated[int | None, typer.Option("--eval-every", metavar="R",
+                       help="Evaluate every R iterations.")]
+
+CONFIG_KEYS = {
+    "task": "a preset name, or a mapping of task fields (with an optional 'preset')",
+    "policies": "a list of policies in notation",
+    "repeats": "how many seeds (0, 1, ...)",
+    "seeds": "an explicit list of seeds (instead of repeats)",
+    "iters": "training iterations per run",
+    "eval_every": "evaluate every R iterations",
+    "target_accuracy": "stop a run when its top-1 reaches this (0-1)",
+    "db": "database URL",
+    "workers": "parallel runs",
+    "threads": "torch threads per run",
+    "data_root": "where dataset files are",
+}
+
+
+def load_config(path: Path) -> dict[str, Any]:
+    """Read a YAML benchmark config; errors name the file, the key and the reason."""
+    import yaml
+
+    try:
+        text = path.read_text()
+    except OSError as e:
+        fail(f"{path}: cannot read the config file: {e.strerror or e}")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        fail(f"{path}: not valid YAML{where}: {getattr(e, 'problem', None) or e}")
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        fail(f"{path}: a config file is a mapping of keys ({', '.join(CONFIG_KEYS)})")
+    for key in data:
+        if key not in CONFIG_KEYS:
+            fail(f"{path}: unknown key {key!r}; valid keys: {', '.join(CONFIG_KEYS)}")
+    if "policies" in data and (
+        not isinstance(data["policies"], list)
+        or not all(isinstance(p, str) for p in data["policies"])
+    ):
+        fail(f"{path}: policies: must be a list of policies in notation (strings)")
+    for key in ("repeats", "iters", "eval_every", "workers", "threads"):
+        v = data.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            fail(f"{path}: {key}: must be a whole number >= 1 ({CONFIG_KEYS[key]}), got {v!r}")
+    if "seeds" in data and (not isinstance(data["seeds"], list)
+                            or not all(isinstance(s, int) and s >= 0 for s in data["seeds"])):
+        fail(f"{path}: seeds: must be a list of whole numbers >= 0, got {data['seeds']!r}")
+    ta = data.get("target_accuracy")
+    if ta is not None and (isinstance(ta, bool) or not isinstance(ta, (int, float))
+                           or not 0 < ta <= 1):
+        fail(f"{path}: target_accuracy: must be a number in (0, 1], got {ta!r}")
+    return data
+
+
+def _benchmark(cfg: dict[str, Any], source: str) -> Any:
+    from lrbench.runner import Benchmark
+
+    if cfg.get("task") is None:
+        fail(f"{source}: task: missing; give a preset (--task digits-mlp) or a config file")
+    if not cfg.get("policies"):
+        fail(f"{source}: policies: missing; give at least one --policy")
+    try:
+        return Benchmark.make(
+            cfg["task"], cfg["policies"], repeats=cfg.get("repeats") or 1, seeds=cfg.get("seeds"),
+            iters=cfg.get("iters"), eval_every=cfg.get("eval_every"),
+            target_accuracy=cfg.get("target_accuracy"), data_root=cfg.get("data_root"),
+        )
+    except ValueError as e:
+        text = str(e)
+        key = "policies" if text.startswith("policies[") else "task"
+        if text.startswith(("policies[", "repeats", "seeds", "target_accuracy", "no policies")):
+            fail(f"{source}: {text}")
+        fail(f"{source}: {key}: {text}")
+
+
+def _open_store(url: str | None) -> Any:
+    from lrbench.store import Store
+
+    return Store.open(url)
+
+
+def _find_task(store: Any, name: str, iters: int | None, eval_every: int | None) -> Any:
+    """The stored task a preset name (and overrides) means: the exact one, else the only stored
+    task from that preset."""
+    from lrbench.tasks import get_task
+
+    overrides = {k: v for k, v in (("max_iters", iters), ("eval_every", eval_every)) if v}
+    task = get_task(name, **overrides)
+    if store.find_runs(task=task, limit=1):
+        return task
+    candidates = store.tasks(preset=task.preset)
+    if len(candidates) == 1:
+        return candidates[0]
+    if not candidates:
+        fail(f"no runs stored for task {name!r} in {store.url}; run `lrbench run --task {name}` first")
+    options = ", ".join(sorted(f"--iters {t.max_iters} --eval-every {t.eval_every}" for t in candidates))
+    fail(f"several stored tasks come from preset {name!r}; pick one with {options}")
+
+
+def _print_ranking(store: Any, task: Any, *, fmt: str = "table", top: int | None = None,
+                   by: str | None = None, weights: dict[str, float] | None = None,
+                   lexicographic: list[str] | None = None, pareto: bool = False) -> list[Any]:
+    from rich.console import Console
+
+    from lrbench.ranking import pareto_front, rank, summarize
+    from lrbench.reports import tables
+
+    stats = summarize(store.runs(task=task))
+    if pareto:
+        front = {s.policy for s in pareto_front(stats)}
+        stats = [s for s in stats if s.policy in front]
+    ranked = rank(stats, by=by, weights=weights, lexicographic=lexicographic, top=top)
+    if fmt == "markdown":
+        print(tables.to_markdown(ranked))
+    elif fmt == "csv":
+        print(tables.to_csv(ranked), end="")
+    elif fmt == "json":
+        print(tables.to_json(ranked))
+    else:
+        console = Console()
+        if not console.is_terminal:  # a file or a pipe: no need to squeeze Table VII into 80 columns
+            console = Console(width=max(console.width, 160))
+        console.print(tables.to_rich(ranked, title=_task_title(task)))
+    return ranked
+
+
+def _task_title(task: Any) -> str:
+    return (f"{task.dataset} / {task.model}: {task.optimizer}, batch {task.batch_size}, "
+            f"{task.max_iters} iterations")
+
+
+@app.command("run")
+def run_command(
+    config: Annotated[Path | None, typer.Argument(help="A YAML benchmark config.")] = None,
+    task: TaskOption = None,
+    policy: Annotated[list[str] | None, typer.Option("--policy", "-p", metavar="POLICY",
+                      help="A policy in notation (repeatable).")] = None,
+    iters: ItersOption = None,
+    repeats: Annotated[int | None, typer.Option("--repeats", metavar="K",
+                       help="Seeds per policy.")] = None,
+    eval_every: EvalOption = None,
+    db: DbOption = None,
+    workers: Annotated[int | None, typer.Option("--workers", metavar="W",
+                       help="Parallel runs (default: one per core).")] = None,
+    threads: Annotated[int | None, typer.Option("--threads", metavar="T",
+                       help="Torch threads per run (default: cores / workers).")] = None,
+    target_accuracy: Annotated[float | None, typer.Option("--target-accuracy", metavar="A",
+                               help="Stop a run when its top-1 reaches A (0-1).")] = None,
+    data_root: Annotated[str | None, typer.Option("--data-root", metavar="DIR")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
+) -> None:
+    """Train a task under each policy and seed, store the runs, print the ranking."""
+    cfg: dict[str, Any] = load_config(config) if config is not None else {}
+    source = str(config) if config is not None else "command line"
+    flags = dict(task=task, policies=policy, iters=iters, repeats=repeats, eval_every=eval_every,
+                 db=db, workers=workers, threads=threads, target_accuracy=target_accuracy,
+                 data_root=data_root)
+    cfg.update({k: v for k, v in flags.items() if v is not None})
+    for key in ("iters", "repeats", "eval_every", "workers", "threads"):
+        if cfg.get(key) is not None and cfg[key] < 1:
+            fail(f"{source}: {key}: must be >= 1, got {cfg[key]}")
+    bench = _benchmark(cfg, source)
+    run_and_rank(bench, cfg.get("db"), workers=cfg.get("workers"), threads=cfg.get("threads"),
+                 as_json=as_json)
+
+
+def run_and_rank(bench: Any, db: str | None, *, workers: int | None, threads: int | None,
+                 as_json: bool = False) -> Any:
+    from lrbench.runner import run_benchmark
+
+    store = _open_store(db)
+    try:
+        try:
+            outcome = run_benchmark(bench, store, workers=workers, threads=threads,
+                                    progress=not as_json and sys.stderr.isatty() or not as_json)
+        except KeyboardInterrupt:
+            print("lrbench: interrupted; finished runs are stored, run again to resume",
+                  file=sys.stderr)
+            raise typer.Exit(130)
+        if as_json:
+            from lrbench.ranking import rank, summarize
+            from lrbench.reports.tables import table_rows
+
+            ranked = rank(summarize(store.runs(task=bench.task, policy=list(bench.policies))))
+            print(json.dumps({
+                "db": store.url, "planned": outcome.planned, "already_done": outcome.already_done,
+                "trained": outcome.trained, "failed": outcome.failed, "diverged": outcome.diverged,
+                "ranking": table_rows(ranked),
+            }, default=str))
+        else:
+            print(f"{outcome.trained} runs trained, {outcome.already_done} already in {store.url}"
+                  + (f", {outcome.failed} failed" if outcome.failed else ""), file=sys.stderr)
+            _print_ranking(store, bench.task)
+        return outcome
+    finally:
+        store.close()
+
+
+@app.command("rank")
+def rank_command(
+    task: TaskOption = None,
+    iters: ItersOption = None,
+    eval_every: EvalOption = None,
+    by: Annotated[str | None, typer.Option("--by", metavar="METRIC",
+                  help="Rank by one metric (default top1).")] = None,
+    weights: Annotated[str | None, typer.Option("--weights", metavar="M=W,...",
+                       help="Weighted score, e.g. top1=1,best_iter=-0.2.")] = None,
+    lexicographic: Annotated[str | None, typer.Option("--lexicographic", metavar="M,...",
+                             help="Lexicographic order, e.g. top1,best_iter.")] = None,
+    top: Annotated[int | None, typer.Option("--top", metavar="N")] = None,
+    pareto: Annotated[bool, typer.Option("--pareto", help="Only the Pareto front of top-1 vs #Iter.")] = False,
+    fmt: Annotated[str, typer.Option("--format", metavar="FORMAT",
+                   help="table, markdown, csv or json.")] = "table",
+    db: DbOption = None,
+) -> None:
+    """The top-N policies of a task by utility, cost and robustness."""
+    if task is None:
+        fail("--task is required, e.g. --task digits-mlp")
+    if fmt not in ("table", "markdown", "csv", "json"):
+        fail(f"--format must be table, markdown, csv or json, got {fmt!r}")
+    if sum(x is not None for x in (by, weights, lexicographic)) > 1:
+        fail("give only one of --by, --weights, --lexicographic")
+    if top is not None and top < 1:
+        fail(f"--top must be >= 1, got {top}")
+    w = None
+    if weights is not None:
+        w = {}
+        for part in weights.split(","):
+            name, sep, value = part.partition("=")
+            try:
+                w[name.strip()] = float(value)
+            except ValueError:
+                fail(f"--weights: expected METRIC=NUMBER, got {part!r}")
+            if not sep:
+                fail(f"--weights: expected METRIC=NUMBER, got {part!r}")
+    lex = [m.strip() for m in lexicographic.split(",")] if lexicographic else None
+    store = _open_store(db)
+    try:
+        t = _find_task(store, task, iters, eval_every)
+        _print_ranking(store, t, fmt=fmt, top=top, by=by, weights=w, lexicographic=lex,
+                       pareto=pareto)
+    finally:
+        store.close()
+
+
+def write_report(store: Any, task: Any, output: Path) -> Path:
+    from lrbench.ranking import rank, summarize
+    from lrbench.reports.html import write_html_report
+
+    results = store.runs(task=task)
+    if not results:
+        fail(f"no finished runs for this task in {store.url}")
+    ranked = rank(summarize(results))
+    return write_html_report(output, task, ranked, results, title=f"LRBench: {_task_title(task)}")
+
+
+@app.command("report")
+def report_command(
+    task: TaskOption = None,
+    iters: ItersOption = None,
+    eval_every: EvalOption = None,
+    output: Annotated[Path, typer.Option("--output", "-o", metavar="FILE.html")] = Path("report.html"),
+    db: DbOption = None,
+) -> None:
+    """Write one self-contained HTML report (tables and plots) for a task."""
+    if task is None:
+        fail("--task is required, e.g. --task digits-mlp")
+    if output.suffix.lower() not in (".html", ".htm"):
+        fail(f"--output must end in .html, got {str(output)!r}")
+    store = _open_store(db)
+    try:
+        path = write_report(store, _find_task(store, task, iters, eval_every), output)
+    finally:
+        store.close()
+    print(f"wrote {path}")
+
+
+#: ``lrbench demo``: one well-chosen policy of each of the 13 functions plus Caffe's defaults,
+#: on the bundled 8x8 digits (42 iterations per epoch at batch 32; cycles of about 2-5 epochs).
+DEMO_TASK = "digits-mlp"
+DEMO_ITERS = 1000
+DEMO_EVAL_EVERY = 50
+DEMO_POLICIES = (
+    "FIX(k0=0.05)",
+    "STEP(k0=0.1, gamma=0.5, l=200)",
+    "NSTEP(k0=0.01, gamma=0.9, l=[500, 700, 800, 900, 950])",  # Caffe's LeNet default, scaled
+    "INV(k0=0.01, gamma=0.0001, p=0.75)",                      # Caffe's LeNet default
+    "NSTEP(k0=0.1, gamma=0.1, l=[500, 750])",
+    "EXP(k0=0.1, gamma=0.998)",
+    "INV(k0=0.1, gamma=0.01, p=0.75)",
+    "POLY(k0=0.1, p=1.2, l=1000)",
+    "TRI(k0=0.01, k1=0.1, l=100)",
+    "TRI2(k0=0.01, k1=0.1, l=100)",
+    "TRIEXP(k0=0.01, k1=0.1, gamma=0.999, l=100)",
+    "SIN(k0=0.01, k1=0.1, l=100)",
+    "SIN2(k0=0.01, k1=0.1, l=100)",
+    "SINEXP(k0=0.01, k1=0.1, gamma=0.999, l=100)",
+    "COS(k0=0.1, k1=0.001, l=250)",
+)
+
+
+@app.command("demo")
+def demo_command(
+    db: DbOption = None,
+    output: Annotated[Path, typer.Option("--output", "-o", metavar="FILE.html")] = Path("report.html"),
+    repeats: Annotated[int, typer.Option("--repeats", metavar="K", help="Seeds per policy.")] = 2,
+    workers: Annotated[int | None, typer.Option("--workers", metavar="W")] = None,
+) -> None:
+    """Benchmark one policy of each LR function (and Caffe's defaults) on the bundled digits."""
+    from lrbench.runner import Benchmark
+
+    if repeats < 1:
+        fail(f"--repeats must be >= 1, got {repeats}")
+    bench = Benchmark.make(DEMO_TASK, list(DEMO_POLICIES), repeats=repeats, iters=DEMO_ITERS,
+                           eval_every=DEMO_EVAL_EVERY)
+    print(f"LRBench demo: {len(bench.policies)} policies x {len(bench.seeds)} seeds on "
+          f"{_task_title(bench.task)}", file=sys.stderr)
+    run_and_rank(bench, db, workers=workers, threads=None)
+    store = _open_store(db)
+    try:
+        path = write_report(store, bench.task, output)
+    finally:
+        store.close()
+    print(f"wrote {path}")
