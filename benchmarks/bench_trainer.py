@@ -1,16 +1,16 @@
 """Training-harness overhead: ``lrbench.train`` vs a minimal hand-written torch loop (issue #3).
 
 Side by side in one process, on the same model (LeNet, Xavier init, same seed), data
-(Fashion-MNIST, normalized as ``lrbench.data`` does it), batch size (100) and optimizer (SGD,
+(Fashion-MNIST, scaled as the task says), batch size (100) and optimizer (SGD,
 momentum 0.9, weight decay 0.0005, the ``fashion-mnist-lenet`` preset), the iterations per
-second of training (wall-clock and CPU time of the process), evaluation excluded: ``lrbench.train`` reports its training time without
-evaluations (``RunResult.train_time``) and evaluates once, at the end, outside it; the
-hand-written loop does not evaluate at all. The two alternate, ``--repeats`` times each (the
-order flipped every round, so drift and other processes on the machine hit both alike), and the
-median of each is reported, with the median of the per-round ratios. Target: ratio >= 0.97.
-On a machine shared with other work the wall-clock figures swing with the load; the CPU-time
-figures (``time.process_time``, one torch thread) count the work each loop does and are the
-stable comparison there.
+second of training (wall-clock and CPU time of the process), evaluation excluded:
+``lrbench.train`` reports its training time without evaluations (``RunResult.train_time``)
+and evaluates once, at the end, outside it; the hand-written loop does not evaluate at all.
+The two alternate, ``--repeats`` rounds (the order flipped every round, so drift and other
+processes on the machine hit both alike); the median of each is reported, with the median of
+the per-round ratios. Target: ratio >= 0.97. On a machine shared with other work the
+wall-clock figures swing with the load; the CPU-time figures (``time.process_time``, one torch
+thread) count the work each loop does and are the stable comparison there.
 
 Also measured: one evaluation pass (LeNet over the 10,000 test images, ``Evaluator``), the
 metrics alone (``evaluate_outputs`` on 10,000 x 10 logits), and the monitor's own per-step cost
@@ -54,7 +54,7 @@ def handwritten(task: Any, ds: Any, iters: int, seed: int) -> tuple[float, float
                         seed=seed)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=task.momentum,
                           weight_decay=task.weight_decay)
-    x = torch.from_numpy(np.array(ds.train_x))
+    x = torch.from_numpy(np.array(ds.scaled(task.inputs)[0]))  # the task's input scaling
     y = torch.from_numpy(np.array(ds.train_y))
     n, bs = x.shape[0], task.batch_size
     per_epoch = n // bs
@@ -87,7 +87,7 @@ def time_eval(task: Any, ds: Any, repeats: int) -> tuple[float, float]:
     on 10,000 x 10 logits)."""
     model = build_model(task.model, ds.info.input_shape, ds.info.n_classes, init=task.init,
                         seed=0)
-    ev = Evaluator(model, ds.test_x, ds.test_y, batch_size=1000)
+    ev = Evaluator(model, ds.scaled(task.inputs)[1], ds.test_y, batch_size=1000)
     ev()  # warm-up
     passes = []
     for _ in range(repeats):

@@ -46,7 +46,7 @@ class Scripted:
         return {"top1": v, "top5": 1.0, "ac": 0.5, "cd": 0.1, "cdac": 0.05, "loss": 1.0 - v}
 
 
-# -- the LR applied -------------------------------------------------------------------------------
+# -- the LR applied --------------------------------------------------------------------------------
 @pytest.mark.parametrize("text", [
     "TRI(k0=0.01, k1=0.1, l=4)",
     "NSTEP(k0=0.1, gamma=0.5, l=[3, 7, 8])",
@@ -91,7 +91,25 @@ def test_lr_set_on_creation_and_tensor_lrs_filled_in_place():
     assert monitor.lr == 0.25 and monitor.last_lr == 0.5
 
 
-# -- the curve ------------------------------------------------------------------------------------
+def test_lr_is_exact_across_lr_table_blocks_and_events():
+    # The monitor computes LRs LR_BLOCK at a time and handles evaluations / callbacks / deferred
+    # reads off the per-step path; none of that may shift the LR of any step.
+    from lrbench.monitor import LR_BLOCK
+
+    policy = parse("SINEXP(k0=0.00005, k1=0.006, gamma=0.99994, l=37)")
+    n = 2 * LR_BLOCK + 77
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
+    monitor = ScheduleMonitor(opt, policy, max_iters=n, eval_every=50, evaluate=Scripted([0.1]),
+                              callback=lambda m: None, callback_every=7, defer=True,
+                              check_every=13)
+    for t in range(n):
+        assert opt.param_groups[0]["lr"] == policy(t), t
+        monitor.step(torch.tensor(1.0))
+    assert monitor.stop_reason == "max_iters"
+    assert [p.lr for p in monitor.curve] == [policy(k - 1) for k in [*range(50, n, 50), n]]
+
+
+# -- the curve -------------------------------------------------------------------------------------
 def test_points_every_r_and_at_the_end_with_mean_train_loss():
     opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
     ev = Scripted([0.1 * i for i in range(1, 10)])
@@ -137,7 +155,7 @@ def test_target_accuracy_stops_early():
     assert result.summary()["best_iter"] == 30
 
 
-# -- divergence -------------------------------------------------------------------------------------
+# -- divergence ------------------------------------------------------------------------------------
 def real_loop(monitor, opt, model, bad_at=None, bad_value=math.nan, max_steps=100):
     """A user-written loop; at 1-based step ``bad_at`` the loss becomes ``bad_value``."""
     x, y = blobs()
@@ -236,7 +254,7 @@ def test_deferred_reads_hold_no_graph_and_stop_on_divergence_at_the_read():
     assert m.diverged_at == 2 and m.iteration == 4
 
 
-# -- the Evaluator -----------------------------------------------------------------------------------
+# -- the Evaluator ---------------------------------------------------------------------------------
 def test_evaluator_matches_evaluate_outputs_and_restores_mode():
     model = small_model()
     x, y = blobs(50)
@@ -287,7 +305,7 @@ def test_non_finite_test_outputs_are_a_divergence():
     assert monitor.curve == []
 
 
-# -- the end ------------------------------------------------------------------------------------------
+# -- the end ---------------------------------------------------------------------------------------
 def test_result_of_a_loop_that_ends_early():
     opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
     ev = Scripted([0.4, 0.7])

@@ -86,6 +86,13 @@ def test_same_seed_same_curve_other_seed_other_curve():
     assert [p.train_loss for p in a.curve] != [p.train_loss for p in c.curve]
 
 
+def test_torch_global_rng_is_seeded_during_training():
+    # for models with randomness in the forward pass (dropout): the run's seed, not the caller's
+    seen = []
+    train(seed=7, progress=lambda m: seen.append(torch.initial_seed()))
+    assert seen and set(seen) == {7}
+
+
 def test_global_rng_and_threads_are_left_alone():
     torch.manual_seed(123)
     state = torch.random.get_rng_state()
@@ -183,7 +190,7 @@ def test_fashion_mnist_lenet_smoke():
     assert result.summary()["top1"] > 0.3
 
 
-# -- the CLI ----------------------------------------------------------------------------------------
+# -- the CLI ---------------------------------------------------------------------------------------
 def run_cli(capsys, *args):
     with pytest.raises(SystemExit) as e:
         main(list(args))

@@ -23,6 +23,10 @@ loss; it then sets every parameter group's LR to ``policy(t)`` for the next step
 ``iteration`` is k, ``lr`` the LR of step k (``policy(k - 1)``) and ``train_loss`` the mean
 training loss of the steps since the previous point.
 
+The LRs are computed ``LR_BLOCK`` iterations ahead with the same ``policy(t)`` calls (not the
+vectorized ``policy.values``, which may differ in the last bit): the LR applied is exactly
+``policy(t)``.
+
 Stopping: ``monitor.should_stop`` becomes True, with ``monitor.stop_reason``:
 
 - ``'max_iters'``: ``max_iters`` steps were taken (the last point is at ``max_iters``);
@@ -122,8 +126,9 @@ class ScheduleMonitor:
     ``top1, top5, ac, cd, cdac, loss``, or a number (top-1); None records the LR and training
     loss only. ``target_accuracy``: stop when top-1 reaches it (needs ``evaluate``).
     ``divergence_loss``: a training loss above it counts as divergence (NaN and inf always do).
-    ``check_every``, ``defer``: see "Loss syncing" in the module docstring. ``callback(monitor)``: called
-    after each evaluation and every ``callback_every`` steps (e.g. to draw a progress bar).
+    ``check_every``, ``defer``: see "Loss syncing" in the module docstring.
+    ``callback(monitor)``: called after each evaluation and every ``callback_every`` steps
+    (e.g. to draw a progress bar).
     """
 
     def __init__(

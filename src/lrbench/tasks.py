@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 Optimizer = Literal["sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop"]
 Init = Literal["default", "xavier", "gaussian", "msra"]
+Inputs = Literal["standard", "unit", "center"]
 
 
 class Task(BaseModel):
@@ -34,6 +35,11 @@ class Task(BaseModel):
     max_iters: int = Field(gt=0)
     eval_every: int = Field(gt=0, description="R: evaluate every R iterations")
     init: Init = "default"
+    inputs: Inputs = Field(
+        "standard",
+        description="input scaling: standard (mean 0, std 1), unit ([0, 1], Caffe's LeNet) or "
+        "center (mean subtracted, raw scale, Caffe's cifar10_quick)",
+    )
     framework: Literal["pytorch"] = "pytorch"
     preset: str | None = Field(None, description="the preset this task came from, if any")
 
@@ -64,14 +70,14 @@ def make_task(**fields: Any) -> Task:
 
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # Paper Table II.
+    # Paper Table II, with Caffe's input scaling of each network (so the paper's LRs apply).
     "mnist-lenet": dict(
         dataset="mnist", model="lenet", batch_size=100, optimizer="momentum", momentum=0.9,
-        weight_decay=0.0005, max_iters=10_000, eval_every=200, init="xavier",
+        weight_decay=0.0005, max_iters=10_000, eval_every=200, init="xavier", inputs="unit",
     ),
     "cifar10-cnn3": dict(
         dataset="cifar10", model="cnn3", batch_size=100, optimizer="momentum", momentum=0.9,
-        weight_decay=0.004, max_iters=70_000, eval_every=1000, init="gaussian",
+        weight_decay=0.004, max_iters=70_000, eval_every=1000, init="gaussian", inputs="center",
     ),
     "cifar10-resnet32": dict(
         dataset="cifar10", model="resnet32", batch_size=128, optimizer="nesterov", momentum=0.9,
@@ -81,6 +87,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "fashion-mnist-lenet": dict(
         dataset="fashion-mnist", model="lenet", batch_size=100, optimizer="momentum",
         momentum=0.9, weight_decay=0.0005, max_iters=10_000, eval_every=200, init="xavier",
+        inputs="unit",
     ),
     # scikit-learn's bundled 8x8 digits: the offline default, seconds on a CPU.
     "digits-mlp": dict(

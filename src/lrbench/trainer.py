@@ -141,7 +141,9 @@ def _divergence(value: Any, n_classes: int) -> float | None:
     try:
         d = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"divergence_loss must be a number, None or 'auto', got {value!r}") from None
+        raise ValueError(
+            f"divergence_loss must be a number, None or 'auto', got {value!r}"
+        ) from None
     if not (d > 0 and math.isfinite(d)):
         raise ValueError(f"divergence_loss must be finite and > 0, got {value!r}")
     return d
@@ -213,8 +215,9 @@ def train(
     model = build_model(task.model, info.input_shape, info.n_classes, init=task.init, seed=seed)
     model.to(dev)
     optimizer = make_optimizer(task, model.parameters(), lr=pol(0))
-    batches = TensorBatches(ds.train_x, ds.train_y, task.batch_size, seed, device=dev)
-    evaluator = Evaluator(model, ds.test_x, ds.test_y, eval_batch_size, device=dev)
+    train_x, test_x = ds.scaled(task.inputs)  # the task's input scaling (Caffe's, for LeNet)
+    batches = TensorBatches(train_x, ds.train_y, task.batch_size, seed, device=dev)
+    evaluator = Evaluator(model, test_x, ds.test_y, eval_batch_size, device=dev)
 
     prev_threads = torch.get_num_threads()
     if threads is not None:

@@ -59,6 +59,12 @@ class DatasetInfo:
         }
 
 
+#: The largest raw pixel value of each image dataset (for ``Dataset.scaled('unit')``).
+PIXEL_MAX: dict[str, float] = {
+    "mnist": 255.0, "fashion-mnist": 255.0, "cifar10": 255.0, "cifar100": 255.0, "digits": 16.0,
+}
+
+
 class Dataset:
     """A classification dataset in memory, ready to batch.
 
@@ -106,6 +112,34 @@ class Dataset:
         self.mean = np.zeros(c) if mean is None else np.asarray(mean, dtype=np.float64)
         self.std = np.ones(c) if std is None else np.asarray(std, dtype=np.float64)
         self.source = source
+
+    def scaled(self, inputs: str = "standard") -> tuple[np.ndarray, np.ndarray]:
+        """(train_x, test_x) with another input scaling, as float32 (new arrays unless standard).
+
+        - ``standard``: per-channel mean 0 and std 1 (the arrays as stored);
+        - ``unit``: raw pixels / pixel maximum, in [0, 1] (Caffe's LeNet: ``scale: 1/256``);
+        - ``center``: raw pixels minus the per-channel mean, raw scale (Caffe's cifar10_quick
+          subtracts the mean image and does not scale).
+
+        The scaling changes which LRs train: the paper's LeNet LRs (up to 0.06) assume ``unit``.
+        """
+        if inputs == "standard":
+            return self.train_x, self.test_x
+        if inputs not in ("unit", "center"):
+            raise ValueError(f"inputs must be standard, unit or center, got {inputs!r}")
+        top = PIXEL_MAX.get(self.info.name)
+        if inputs == "unit" and top is None:
+            raise ValueError(f"inputs='unit' needs the pixel range of {self.info.name!r}; "
+                             f"known for {', '.join(PIXEL_MAX)}")
+        shape = (1, -1, 1, 1)
+        std = self.std.reshape(shape).astype(np.float32)
+        mean = self.mean.reshape(shape).astype(np.float32)
+        out = []
+        for x in (self.train_x, self.test_x):
+            raw_minus_mean = x * std
+            out.append(((raw_minus_mean + mean) / np.float32(top)) if inputs == "unit"
+                       else raw_minus_mean)
+        return out[0].astype(np.float32, copy=False), out[1].astype(np.float32, copy=False)
 
     def freeze(self) -> Dataset:
         """Make every array read-only (in place); returns self."""
