@@ -109,6 +109,14 @@ def test_process_plot_png(tmp_path):
     assert_png(out)
 
 
+@pytest.mark.parametrize("argv", [[], ["db"]])
+def test_process_no_arguments_prints_the_help_once(argv, tmp_path):
+    r = run_process(argv, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("Usage:") == 1, r.stdout
+    assert "Commands" in r.stdout and r.stderr == ""
+
+
 def test_process_functions(tmp_path):
     r = run_process(["functions"], tmp_path)
     assert r.returncode == 0, r.stderr

@@ -23,7 +23,12 @@ import pytest
 from lrbench import parse
 from lrbench.ranking import rank, summarize
 from lrbench.reports import figures, tables
-from lrbench.reports.html import render_html_report, write_html_report
+from lrbench.reports.html import (
+    render_html_report,
+    report_figures,
+    save_report_figures,
+    write_html_report,
+)
 from lrbench.results import CurvePoint, RunResult
 from lrbench.tasks import get_task
 
@@ -399,6 +404,22 @@ def test_html_report_without_fix_sweep_and_from_plain_stats(tmp_path):
     assert len(_data_uris(no_runs)) == 1  # Pareto only: no curves, no length for schedules
     no_runs = render_html_report({"dataset": "x"}, summarize(runs), [], iters=500)
     assert len(_data_uris(no_runs)) == 2  # schedules and Pareto
+
+
+def test_report_figures_saved_as_files_match_the_report(runs, ranked, tmp_path):
+    figs = report_figures(ranked, runs, iters=ITERS)
+    assert [f.name for f in figs] == ["schedules", "curves", "fix_sweep", "pareto"]
+    paths = save_report_figures(tmp_path / "figs", figs)
+    assert [p.name for p in paths] == [f"{f.name}.png" for f in figs]
+    for p in paths:
+        assert p.read_bytes()[:8] == PNG_MAGIC
+    # the same figures, in the same order, as the HTML report's sections
+    text = render_html_report(TASK, ranked, runs)
+    order = [text.index(f"<h2>{f.heading}</h2>") for f in figs]
+    assert order == sorted(order)
+    one_fix = synthetic_runs([STEP, FIX_LO], seeds=(0,))
+    assert "fix_sweep" not in [f.name for f in report_figures(summarize(one_fix), one_fix,
+                                                               iters=ITERS)]
 
 
 # -- in a real browser --------------------------------------------------------------------

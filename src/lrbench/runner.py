@@ -13,6 +13,7 @@ already done (or diverged) are never trained again, and none is stored twice.
 
 from __future__ import annotations
 
+import operator
 import os
 import queue
 import socket
@@ -21,6 +22,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from typing import Any
 
+from lrbench.data.datasets import canonical_name
 from lrbench.executors import Executor, ProgressEvent, RunJob, make_executor
 from lrbench.policies import parse
 from lrbench.tasks import Task, get_task, make_task
@@ -62,11 +64,18 @@ class Benchmark:
         elif isinstance(task, dict):
             fields = dict(task)
             preset = fields.pop("preset", None)
-            t = get_task(preset, **fields, **overrides) if preset else make_task(**fields, **overrides)
+            fields.update(overrides)  # the arguments win over the mapping's own fields
+            t = get_task(preset, **fields) if preset else make_task(**fields)
         else:
             raise ValueError(f"task must be a preset name or a mapping of task fields, got {task!r}")
+        try:
+            canonical_name(t.dataset)  # an unknown dataset is a config error, not N failed runs
+        except ValueError as e:
+            raise ValueError(f"dataset: {e}") from None
         if eval_every is None and t.eval_every > t.max_iters:
             t = t.replace(eval_every=t.max_iters)
+        if isinstance(policies, str):
+            policies = [policies]
         if not policies:
             raise ValueError("no policies to run: give at least one policy")
         canonical: list[str] = []
@@ -81,7 +90,12 @@ class Benchmark:
             if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
                 raise ValueError(f"repeats must be a whole number >= 1, got {repeats!r}")
             seeds = range(repeats)
-        seed_list = tuple(dict.fromkeys(int(s) for s in seeds))
+        try:
+            seed_list = tuple(dict.fromkeys(operator.index(s) for s in seeds))
+        except TypeError:
+            raise ValueError(f"seeds must be whole numbers >= 0, got {seeds!r}") from None
+        if not seed_list:
+            raise ValueError("seeds must list at least one seed, got none")
         if any(s < 0 for s in seed_list):
             raise ValueError(f"seeds must be >= 0, got {list(seed_list)}")
         if target_accuracy is not None and not 0 < float(target_accuracy) <= 1:
@@ -136,6 +150,8 @@ class _Display:
             BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
         )
 
+        from rich.console import Console
+
         self.progress = Progress(
             TextColumn("{task.description}", justify="left"),
             BarColumn(bar_width=24),
@@ -143,6 +159,7 @@ class _Display:
             TextColumn("{task.fields[info]}"),
             TimeElapsedColumn(),
             transient=False,
+            console=Console(stderr=True),  # stdout keeps only the results (tables, JSON)
         )
         self.overall = self.progress.add_task("[bold]all runs", total=total, completed=done, info="")
         self.progress.start()
@@ -181,12 +198,20 @@ def run_benchmark(
     threads: int | None = None,
     progress: bool = True,
     on_result: Callable[[dict[str, Any]], Any] | None = None,
+    device: str | None = None,
+    executor_options: dict[str, Any] | None = None,
 ) -> BenchmarkOutcome:
     """Train every run of ``bench`` that the store does not have finished yet.
 
     ``store``: an open :class:`lrbench.store.Store`. ``executor``: an Executor or a name
-    (``'local'``); ``workers`` / ``threads`` size a named one. Ctrl-C stops the workers, puts
-    their unfinished runs back to pending and re-raises KeyboardInterrupt; finished runs stay.
+    (``'local'``, ``'ray'``); ``workers`` / ``threads`` and ``executor_options`` (e.g.
+    ``{'address': 'auto', 'gpus_per_run': 1}`` for Ray) make a named one. ``device``: the torch
+    device of every run (default: the CPU, or ``cuda`` for Ray runs given GPUs). Ctrl-C stops
+    the workers, puts their unfinished runs back to pending and re-raises KeyboardInterrupt;
+    finished runs stay.
+
+    >>> run_benchmark(bench, store, executor="ray",                       # doctest: +SKIP
+    ...               executor_options={"address": "auto", "cpus_per_run": 2})
     """
     out = BenchmarkOutcome()
     store.plan(bench.task, bench.policies, bench.seeds)
@@ -200,7 +225,9 @@ def run_benchmark(
         return out
 
     owned = isinstance(executor, str)
-    ex: Executor = make_executor(executor, workers=workers, threads=threads) if owned else executor
+    options: dict[str, Any] = dict(executor_options or {})
+    ex: Executor = (make_executor(executor, workers=workers, threads=threads, **options)
+                    if owned else executor)  # type: ignore[arg-type]
     owner = f"{socket.gethostname()}:{os.getpid()}"
     display = _Display(bench, out.planned, out.already_done, progress)
     inflight: dict[Future, Any] = {}
@@ -211,7 +238,7 @@ def run_benchmark(
                 if claim is None:
                     break
                 job = RunJob(claim, store.url, threads=None, data_root=bench.data_root,
-                             target_accuracy=bench.target_accuracy)
+                             target_accuracy=bench.target_accuracy, device=device)
                 inflight[ex.submit(job)] = claim
                 display.started(claim.run_id, f"{claim.policy} seed={claim.seed}",
                                 claim.task.max_iters)

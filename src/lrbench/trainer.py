@@ -48,7 +48,7 @@ import socket
 import time
 import traceback
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -60,7 +60,10 @@ from lrbench.policies import Policy
 from lrbench.results import RunResult
 from lrbench.tasks import Task, get_task
 
-__all__ = ["AUTO", "DIVERGENCE_FACTOR", "divergence_bound", "make_optimizer", "train"]
+__all__ = [
+    "AUTO", "DIVERGENCE_FACTOR", "RunSetup", "divergence_bound", "make_optimizer", "prepare",
+    "resolve_device", "train",
+]
 
 #: ``divergence_loss="auto"``: a training loss above DIVERGENCE_FACTOR * ln(n_classes) (25 times
 #: the loss of a uniform guess; 57.6 for 10 classes) counts as divergence. A healthy run starts
@@ -95,6 +98,70 @@ def make_optimizer(task: Task, params: Iterable[Any], lr: float = 0.0) -> torch.
     if name == "rmsprop":
         return torch.optim.RMSprop(params, lr=lr, alpha=0.99, momentum=m, weight_decay=wd)
     raise ValueError(f"unknown optimizer {name!r}")  # pragma: no cover (Task validates it)
+
+
+class RunSetup(NamedTuple):
+    """What :func:`prepare` builds for one run of a task with one seed."""
+
+    dataset: Any  #: the loaded ``lrbench.data.Dataset``
+    model: nn.Module  #: the task's model, initialised with the seed, on the device
+    optimizer: torch.optim.Optimizer  #: the task's optimizer over the model's parameters
+    batches: Any  #: ``TensorBatches`` of the task's (scaled) training set for the seed
+    train_x: Any  #: the training inputs in the task's input scaling
+    test_x: Any  #: the test inputs in the task's input scaling
+
+
+def prepare(
+    task: Task | str,
+    seed: int = 0,
+    *,
+    data_root: str | os.PathLike[str] | None = None,
+    device: str | torch.device | None = None,
+    lr: float = 0.0,
+) -> RunSetup:
+    """Load the task's data, build its model (seeded by ``seed``) and optimizer (at ``lr``) and
+    the training batches of ``seed``: exactly what :func:`train` trains (the range tests in
+    ``lrbench.tuning`` use it too). ValueError (or a DatasetError) for a set-up problem."""
+    from lrbench.data import load_dataset
+    from lrbench.data.batches import TensorBatches
+
+    task = _as_task(task)
+    seed = _check_seed(seed)
+    dev = resolve_device(device)
+    ds = load_dataset(task.dataset, root=data_root)
+    info = ds.info
+    model = build_model(task.model, info.input_shape, info.n_classes, init=task.init, seed=seed)
+    model.to(dev)
+    optimizer = make_optimizer(task, model.parameters(), lr=lr)
+    train_x, test_x = ds.scaled(task.inputs)  # the task's input scaling (Caffe's, for LeNet)
+    batches = TensorBatches(train_x, ds.train_y, task.batch_size, seed, device=dev)
+    return RunSetup(ds, model, optimizer, batches, train_x, test_x)
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """The torch device to train on (default: the CPU); ValueError when it is unknown or absent.
+
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    >>> resolve_device("cuda")  # on a machine without CUDA     # doctest: +SKIP
+    ValueError: device 'cuda' requested but CUDA is not available (torch 2.13.0, CPU build)
+    """
+    if device is None:
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be a torch device such as 'cpu', 'cuda' or 'cuda:1', "
+                         f"got {device!r}") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            build = "CPU build" if torch.version.cuda is None else "no GPU visible"
+            raise ValueError(f"device {str(device)!r} requested but CUDA is not available "
+                             f"(torch {torch.__version__}, {build})")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {str(device)!r} requested but only "
+                             f"{torch.cuda.device_count()} CUDA device(s) are visible")
+    return dev
 
 
 def _as_task(task: Task | str) -> Task:
@@ -194,7 +261,8 @@ def train(
     only for NaN/inf. ``progress(monitor)``: called after each evaluation and every ~0.5% of the
     iterations (read ``monitor.iteration``, ``monitor.lr``, ``monitor.last_point``).
     ``store``: a ``lrbench.store.Store`` (or its URL) to record the result in. ``device``:
-    where to train (default CPU).
+    where to train (default CPU; ``'cuda'`` without CUDA is a ValueError, see
+    :func:`resolve_device`).
     """
     t_start = time.perf_counter()
     task = _as_task(task)
@@ -204,20 +272,13 @@ def train(
     target = _check_target(target_accuracy)
     if progress is not None and not callable(progress):
         raise ValueError("progress must be a callable taking the monitor")
-    dev = torch.device(device) if device is not None else torch.device("cpu")
+    dev = resolve_device(device)
 
-    from lrbench.data import load_dataset
-    from lrbench.data.batches import TensorBatches
-
-    ds = load_dataset(task.dataset, root=data_root)
-    info = ds.info
+    setup = prepare(task, seed, data_root=data_root, device=dev, lr=pol(0))
+    ds, info, model, optimizer, batches = (
+        setup.dataset, setup.dataset.info, setup.model, setup.optimizer, setup.batches)
     bound = _divergence(divergence_loss, info.n_classes)
-    model = build_model(task.model, info.input_shape, info.n_classes, init=task.init, seed=seed)
-    model.to(dev)
-    optimizer = make_optimizer(task, model.parameters(), lr=pol(0))
-    train_x, test_x = ds.scaled(task.inputs)  # the task's input scaling (Caffe's, for LeNet)
-    batches = TensorBatches(train_x, ds.train_y, task.batch_size, seed, device=dev)
-    evaluator = Evaluator(model, test_x, ds.test_y, eval_batch_size, device=dev)
+    evaluator = Evaluator(model, setup.test_x, ds.test_y, eval_batch_size, device=dev)
 
     prev_threads = torch.get_num_threads()
     if threads is not None:

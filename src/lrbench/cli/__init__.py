@@ -31,7 +31,7 @@ def fail(message: str) -> None:
 
 def _register() -> None:
     # Importing a module registers its commands on ``app``.
-    from lrbench.cli import policies, train, bench, db  # noqa: F401, I001  (the help lists them in this order)
+    from lrbench.cli import policies, train, bench, tuning, db  # noqa: F401, I001  (the help lists them in this order)
 
 
 def _click_types(name: str) -> tuple[type[BaseException], ...]:
@@ -58,8 +58,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"lrbench: error: {e}", file=sys.stderr)
         sys.exit(2)
     except _click_types("NoArgsIsHelpError") as e:
-        ctx = getattr(e, "ctx", None)
-        print(ctx.get_help() if ctx else str(e))
+        # typer's bundled click prints the help itself before raising; plain click does not.
+        if not type(e).__module__.startswith("typer"):
+            ctx = getattr(e, "ctx", None)
+            print(ctx.get_help() if ctx else str(e))
         sys.exit(0)
     except _click_types("UsageError") as e:
         print(f"lrbench: error: {e.format_message()}", file=sys.stderr)

@@ -2,9 +2,11 @@
 
     lrbench run [CONFIG.yaml] [--task T] [--policy P ...] [--iters N] [--repeats K]
                 [--eval-every R] [--db URL] [--workers W] [--threads T] [--json]
+                [--executor local|ray] [--address auto|ray://HOST:PORT] [--cpus-per-run N]
+                [--gpus-per-run N] [--device cpu|cuda]
     lrbench rank --task T [--iters N] [--by METRIC | --weights M=W,... | --lexicographic M,...]
                  [--top N] [--pareto] [--format table|markdown|csv|json] [--db URL]
-    lrbench report --task T [--iters N] -o report.html [--db URL]
+    lrbench report --task T [--iters N] -o report.html [--figures DIR] [--db URL]
     lrbench demo [--db URL] [-o report.html] [--repeats K] [--workers W]
 
 Flags override the config file. Every command reads and writes the LR database through
@@ -118,7 +120,8 @@ def _find_task(store: Any, name: str, iters: int | None, eval_every: int | None)
     task from that preset."""
     from lrbench.tasks import get_task
 
-    overrides = {k: v for k, v in (("max_iters", iters), ("eval_every", eval_every)) if v}
+    overrides = {k: v for k, v in (("max_iters", iters), ("eval_every", eval_every))
+                 if v is not None}
     task = get_task(name, **overrides)
     if store.find_runs(task=task, limit=1):
         return task
@@ -182,6 +185,16 @@ def run_command(
                                help="Stop a run when its top-1 reaches A (0-1).")] = None,
     data_root: Annotated[str | None, typer.Option("--data-root", metavar="DIR")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
+    executor: Annotated[str, typer.Option("--executor", metavar="local|ray",
+                        help="Where runs train: a local process pool, or Ray tasks.")] = "local",
+    address: Annotated[str | None, typer.Option("--address", metavar="auto|ray://HOST:PORT",
+                       help="The Ray cluster (with --executor ray; default: a local Ray).")] = None,
+    cpus_per_run: Annotated[float | None, typer.Option("--cpus-per-run", metavar="N",
+                            help="Ray CPUs per run (default 1).")] = None,
+    gpus_per_run: Annotated[float | None, typer.Option("--gpus-per-run", metavar="N",
+                            help="Ray GPUs per run (default 0); runs with GPUs use CUDA.")] = None,
+    device: Annotated[str | None, typer.Option("--device", metavar="cpu|cuda",
+                      help="Torch device of each run (default cpu).")] = None,
 ) -> None:
     """Train a task under each policy and seed, store the runs, print the ranking."""
     cfg: dict[str, Any] = load_config(config) if config is not None else {}
@@ -193,20 +206,61 @@ def run_command(
     for key in ("iters", "repeats", "eval_every", "workers", "threads"):
         if cfg.get(key) is not None and cfg[key] < 1:
             fail(f"{source}: {key}: must be >= 1, got {cfg[key]}")
+    options = _executor_options(executor, address, cpus_per_run, gpus_per_run, device)
     bench = _benchmark(cfg, source)
     run_and_rank(bench, cfg.get("db"), workers=cfg.get("workers"), threads=cfg.get("threads"),
+                 executor=executor.strip().lower(), executor_options=options, device=device,
                  as_json=as_json)
 
 
+def _executor_options(executor: str, address: str | None, cpus: float | None,
+                      gpus: float | None, device: str | None) -> dict[str, Any]:
+    """Check ``lrbench run``'s executor flags (one-line errors); the executor's options."""
+    from lrbench.executors import EXECUTORS
+
+    name = executor.strip().lower()
+    if name not in EXECUTORS:
+        fail(f"--executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    ray_only = {"--address": address, "--cpus-per-run": cpus, "--gpus-per-run": gpus}
+    options: dict[str, Any] = {}
+    if name != "ray":
+        given = [flag for flag, v in ray_only.items() if v is not None]
+        if given:
+            fail(f"{given[0]} only applies to --executor ray")
+    else:
+        if cpus is not None and not 0 < cpus < float("inf"):
+            fail(f"--cpus-per-run must be > 0, got {cpus:g}")
+        if gpus is not None and not 0 <= gpus < float("inf"):
+            fail(f"--gpus-per-run must be >= 0, got {gpus:g}")
+        options = {k: v for k, v in (("address", address), ("cpus_per_run", cpus),
+                                     ("gpus_per_run", gpus)) if v is not None}
+    if device is not None:
+        if device.strip().lower().startswith("cuda") and name == "ray" and not gpus:
+            fail("--device cuda with --executor ray needs --gpus-per-run > 0 "
+                 "(Ray hides the GPUs from runs without GPUs)")
+        if name == "local":
+            from lrbench.trainer import resolve_device
+
+            try:
+                resolve_device(device.strip())
+            except ValueError as e:
+                fail(f"--device: {e}")
+    return options
+
+
 def run_and_rank(bench: Any, db: str | None, *, workers: int | None, threads: int | None,
-                 as_json: bool = False) -> Any:
+                 as_json: bool = False, executor: str = "local",
+                 executor_options: dict[str, Any] | None = None,
+                 device: str | None = None) -> Any:
     from lrbench.runner import run_benchmark
 
     store = _open_store(db)
     try:
         try:
             outcome = run_benchmark(bench, store, workers=workers, threads=threads,
-                                    progress=not as_json and sys.stderr.isatty() or not as_json)
+                                    progress=not as_json,
+                                    executor=executor, executor_options=executor_options,
+                                    device=device.strip() if device else None)
         except KeyboardInterrupt:
             print("lrbench: interrupted; finished runs are stored, run again to resume",
                   file=sys.stderr)
@@ -225,6 +279,11 @@ def run_and_rank(bench: Any, db: str | None, *, workers: int | None, threads: in
             print(f"{outcome.trained} runs trained, {outcome.already_done} already in {store.url}"
                   + (f", {outcome.failed} failed" if outcome.failed else ""), file=sys.stderr)
             _print_ranking(store, bench.task)
+        if outcome.trained and outcome.failed == outcome.trained and not outcome.already_done:
+            errors = [s["error"].splitlines()[0] for s in outcome.summaries if s.get("error")]
+            print("lrbench: every run failed" + (f"; the first: {errors[0]}" if errors else ""),
+                  file=sys.stderr)
+            raise typer.Exit(1)
         return outcome
     finally:
         store.close()
@@ -277,15 +336,20 @@ def rank_command(
         store.close()
 
 
-def write_report(store: Any, task: Any, output: Path) -> Path:
+def write_report(store: Any, task: Any, output: Path, figures_dir: Path | None = None) -> Path:
     from lrbench.ranking import rank, summarize
-    from lrbench.reports.html import write_html_report
+    from lrbench.reports.html import report_figures, save_report_figures, write_html_report
 
     results = store.runs(task=task)
     if not results:
         fail(f"no finished runs for this task in {store.url}")
     ranked = rank(summarize(results))
-    return write_html_report(output, task, ranked, results, title=f"LRBench: {_task_title(task)}")
+    path = write_html_report(output, task, ranked, results, title=f"LRBench: {_task_title(task)}")
+    if figures_dir is not None:
+        for saved in save_report_figures(
+                figures_dir, report_figures(ranked, results, iters=task.max_iters)):
+            print(f"wrote {saved}")
+    return path
 
 
 @app.command("report")
@@ -294,6 +358,8 @@ def report_command(
     iters: ItersOption = None,
     eval_every: EvalOption = None,
     output: Annotated[Path, typer.Option("--output", "-o", metavar="FILE.html")] = Path("report.html"),
+    figures: Annotated[Path | None, typer.Option(
+        "--figures", metavar="DIR", help="Also save each plot as a PNG file in DIR.")] = None,
     db: DbOption = None,
 ) -> None:
     """Write one self-contained HTML report (tables and plots) for a task."""
@@ -301,9 +367,11 @@ def report_command(
         fail("--task is required, e.g. --task digits-mlp")
     if output.suffix.lower() not in (".html", ".htm"):
         fail(f"--output must end in .html, got {str(output)!r}")
+    if figures is not None and figures.exists() and not figures.is_dir():
+        fail(f"--figures must be a directory, got the file {str(figures)!r}")
     store = _open_store(db)
     try:
-        path = write_report(store, _find_task(store, task, iters, eval_every), output)
+        path = write_report(store, _find_task(store, task, iters, eval_every), output, figures)
     finally:
         store.close()
     print(f"wrote {path}")
@@ -337,7 +405,7 @@ DEMO_POLICIES = (
 def demo_command(
     db: DbOption = None,
     output: Annotated[Path, typer.Option("--output", "-o", metavar="FILE.html")] = Path("report.html"),
-    repeats: Annotated[int, typer.Option("--repeats", metavar="K", help="Seeds per policy.")] = 2,
+    repeats: Annotated[int, typer.Option("--repeats", metavar="K", help="Seeds per policy.")] = 3,
     workers: Annotated[int | None, typer.Option("--workers", metavar="W")] = None,
 ) -> None:
     """Benchmark one policy of each LR function (and Caffe's defaults) on the bundled digits."""

@@ -3,7 +3,8 @@
     lrbench train --task PRESET --policy POLICY [--iters N] [--eval-every R] [overrides] [options]
     lrbench train --dataset D --model M --policy POLICY [--batch-size B] [--optimizer O]
                   [--momentum M] [--weight-decay WD] [--init I] [--iters N] [--eval-every R]
-    options: [--seed S] [--target-accuracy A] [--threads T] [--data-root DIR] [--db URL] [--json]
+    options: [--seed S] [--target-accuracy A] [--threads T] [--device cpu|cuda] [--data-root DIR]
+             [--db URL] [--json]
 
 With ``--task`` the preset's settings are used and any option given replaces its value (even
 ``--dataset`` / ``--model``). Without it, ``--dataset`` and ``--model`` are required and the rest
@@ -188,6 +189,9 @@ def train(
         "--target-accuracy", metavar="A")] = None,
     threads: Annotated[Optional[int], _opt("Torch CPU threads.", "--threads",
                                            metavar="T")] = None,
+    device: Annotated[Optional[str], _opt(
+        "Torch device: cpu (default) or cuda (an error when CUDA is absent).", "--device",
+        metavar="D")] = None,
     data_root: Annotated[Optional[str], _opt(
         "A directory searched first for the dataset's files.", "--data-root",
         metavar="DIR")] = None,
@@ -219,6 +223,7 @@ def train(
 
     kwargs: dict[str, Any] = dict(
         threads=threads, data_root=data_root, target_accuracy=target_accuracy, store=db,
+        device=device.strip() if device else None,
     )
     try:
         if as_json:

@@ -22,6 +22,7 @@ class RunJob:
     data_root: str | None = None
     target_accuracy: float | None = None
     heartbeat_every: float = 10.0
+    device: str | None = None  # torch device of the run, e.g. 'cuda' (default: the CPU)
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ def execute_job(job: RunJob, events: Any = None) -> dict[str, Any]:
     try:
         result = train(claim.task, claim.policy, claim.seed, threads=job.threads,
                        data_root=job.data_root, target_accuracy=job.target_accuracy,
-                       progress=progress)
+                       progress=progress, device=job.device)
     except Exception as e:  # set-up failed: nothing trained, but the run is accounted for
         from lrbench.policies import parse
 

@@ -16,6 +16,7 @@ import datetime as _dt
 import html
 import math
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
@@ -165,7 +166,18 @@ def table_vii_html(entries: Sequence[PolicyStats] | Sequence[Ranked]) -> str:
     return f'<div class="scroll">{table}</div>'
 
 
-def _schedule_figure(notations: list[str], iters: int) -> str:
+@dataclass(frozen=True)
+class ReportFigure:
+    """One figure of a report: its file stem, section heading, alt text and caption."""
+
+    name: str
+    heading: str
+    alt: str
+    caption: str
+    figure: Figure
+
+
+def _schedule_figure(notations: list[str], iters: int) -> ReportFigure | None:
     from lrbench.policies import parse
     from lrbench.reports.plots import plot_schedules
 
@@ -176,16 +188,78 @@ def _schedule_figure(notations: list[str], iters: int) -> str:
         except (ValueError, TypeError):
             continue
     if not policies or iters < 1:
-        return ""
+        return None
     highs = [p.bounds[1] for p in policies]
     lows = [p.bounds[0] for p in policies if p.bounds[0] > 0]
     log = bool(lows) and max(highs) / min(lows) > 100
     fig = plot_schedules(policies, iters, log=log)
-    return _img(
-        fig, "LR schedules of the ranked policies",
+    return ReportFigure(
+        "schedules", "LR schedules", "LR schedules of the ranked policies",
         f"LR value vs iteration for the {len(policies)} best-ranked policies"
-        + (" (log scale)" if log else "") + ".",
+        + (" (log scale)" if log else "") + ".", fig,
     )
+
+
+def report_figures(
+    ranked: Sequence[PolicyStats] | Sequence[Ranked],
+    results: Iterable[RunResult] = (),
+    *,
+    iters: int,
+    iters_per_epoch: int | None = None,
+    accuracy: str = "top1",
+    cost: str = "best_iter",
+    max_plotted: int = MAX_PLOTTED,
+) -> list[ReportFigure]:
+    """The report's figures, in report order: LR schedules, learning curves (paper Fig. 5),
+    accuracy vs FIX LR (paper Fig. 3; only with two or more FIX policies) and accuracy vs cost
+    with the Pareto front. A figure the data cannot support is left out."""
+    entries = tables.as_ranked(ranked)
+    shown = [r.stats.policy for r in entries][: max(1, max_plotted)]
+    out: list[ReportFigure] = []
+    if entries:
+        sched = _schedule_figure(shown, int(iters))
+        if sched is not None:
+            out.append(sched)
+    in_results = [r for r in results if r.status != "failed"]
+    if in_results:
+        try:
+            out.append(ReportFigure(
+                "curves", "Learning curves", "Test accuracy and loss vs iteration",
+                "Mean over seeds, shaded ± std; dotted vertical lines mark LR steps.",
+                figures.plot_learning_curves(in_results, order=shown)))
+        except ValueError:
+            pass
+        try:
+            out.append(ReportFigure(
+                "fix_sweep", "Accuracy vs FIX learning rate",
+                "Accuracy vs fixed LR at several training lengths",
+                "Best accuracy reached by iteration L, mean over seeds, one line per L"
+                " (paper Fig. 3).",
+                figures.plot_fix_sweep(in_results, iters_per_epoch=iters_per_epoch)))
+        except ValueError:  # fewer than two FIX policies
+            pass
+    if entries:
+        try:
+            out.append(ReportFigure(
+                "pareto", "Accuracy vs cost", "Accuracy vs cost with the Pareto front",
+                f"{accuracy} vs {cost}, mean ± std over seeds; the numbered points are"
+                " the Pareto front (no other policy is both more accurate and cheaper).",
+                figures.plot_pareto([r.stats for r in entries], accuracy=accuracy, cost=cost)))
+        except ValueError:
+            pass
+    return out
+
+
+def save_report_figures(directory: str | Path, figs: Sequence[ReportFigure],
+                        suffix: str = ".png") -> list[Path]:
+    """Save each figure as ``directory/<name><suffix>`` (PNG or SVG); return the paths."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for f in figs:
+        paths.append(figures.save_figure(f.figure, directory / f"{f.name}{suffix}"))
+        _close(f.figure)
+    return paths
 
 
 def render_html_report(
@@ -204,7 +278,6 @@ def render_html_report(
     """The report as one HTML string; see :func:`write_html_report`."""
     entries = tables.as_ranked(ranked)
     results = list(results)
-    shown = [r.stats.policy for r in entries][: max(1, max_plotted)]
     if iters is None:
         if isinstance(task_description, Task):
             iters = task_description.max_iters
@@ -233,45 +306,9 @@ def render_html_report(
     ]
 
     plots: list[str] = []
-    if entries:
-        sched = _schedule_figure(shown, int(iters))
-        if sched:
-            plots += ["<h2>LR schedules</h2>", sched]
-    in_results = [r for r in results if r.status != "failed"]
-    if in_results:
-        try:
-            fig = figures.plot_learning_curves(in_results, order=shown)
-        except ValueError:
-            fig = None
-        if fig is not None:
-            plots += [
-                "<h2>Learning curves</h2>",
-                _img(fig, "Test accuracy and loss vs iteration",
-                     "Mean over seeds, shaded ± std; dotted vertical lines mark LR steps."),
-            ]
-        try:
-            fig = figures.plot_fix_sweep(in_results, iters_per_epoch=iters_per_epoch)
-        except ValueError:  # fewer than two FIX policies
-            fig = None
-        if fig is not None:
-            plots += [
-                "<h2>Accuracy vs FIX learning rate</h2>",
-                _img(fig, "Accuracy vs fixed LR at several training lengths",
-                     "Best accuracy reached by iteration L, mean over seeds, one line per L"
-                     " (paper Fig. 3)."),
-            ]
-    if entries:
-        try:
-            fig = figures.plot_pareto([r.stats for r in entries], accuracy=accuracy, cost=cost)
-        except ValueError:
-            fig = None
-        if fig is not None:
-            plots += [
-                "<h2>Accuracy vs cost</h2>",
-                _img(fig, "Accuracy vs cost with the Pareto front",
-                     f"{accuracy} vs {cost}, mean ± std over seeds; the numbered points are"
-                     " the Pareto front (no other policy is both more accurate and cheaper)."),
-            ]
+    for f in report_figures(entries, results, iters=int(iters), iters_per_epoch=iters_per_epoch,
+                            accuracy=accuracy, cost=cost, max_plotted=max_plotted):
+        plots += [f"<h2>{_e(f.heading)}</h2>", _img(f.figure, f.alt, f.caption)]
     parts += plots
     parts += [
         "<h2>Data</h2><details><summary>Table rows as JSON</summary>",

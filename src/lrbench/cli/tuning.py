@@ -1,0 +1,279 @@
+"""``lrbench rangetest``: the LR range tests of ``lrbench.tuning`` on a task.
+
+    lrbench rangetest --task PRESET [--method fix|smith] [--iters N] [--seeds K]
+                      [--min-lr LR] [--max-lr LR] [--grid 1,3] [--tolerance T] [--extend E]
+                      [--threads T] [--data-root DIR] [--db URL] [--plot FILE.png] [--json]
+
+``--method fix`` (default), the paper's test: FIX(k0) for k0 on the grid ``m * 10^e`` between
+``--min-lr`` (1e-4) and ``--max-lr`` (1) for each mantissa m of ``--grid`` (1,3), each run
+``--iters`` iterations (default 5 epochs) with seeds 0..K-1; prints top-1 per LR, the good FIX
+range and the suggested k0/k1 (cyclic) and k0 (decaying); ``--db`` stores the runs.
+``--method smith``: one sweep of ``--iters`` (100) iterations whose LR grows exponentially from
+``--min-lr`` (1e-6) to ``--max-lr`` (10); prints the smoothed loss curve and the bounds.
+``--json`` prints one JSON object and nothing else on stdout. Exit code 0 with suggestions, 1
+when the test found none (every LR diverged), 2 for bad input (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from lrbench.cli import app, fail
+
+
+def _opt(help: str, *names: str, metavar: str | None = None) -> Any:
+    return typer.Option(*names, help=help, metavar=metavar, show_default=False)
+
+
+def _grid(text: str) -> tuple[float, ...]:
+    out = []
+    for part in text.split(","):
+        try:
+            out.append(float(part))
+        except ValueError:
+            fail(f"--grid: expected mantissas in [1, 10) separated by commas, e.g. 1,3 or 1,2,5; "
+                 f"got {text!r}")
+    return tuple(out)
+
+
+def _g(v: Any) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-"
+    return f"{v:g}"
+
+
+def _fix_table(result: Any) -> Any:
+    from rich import box
+    from rich.table import Table
+
+    table = Table(box=box.SIMPLE_HEAD)
+    table.add_column("FIX k0", justify="right")
+    table.add_column("top-1", justify="right")
+    if len(result.seeds) > 1:
+        table.add_column("± std", justify="right")
+    table.add_column("status")
+    table.add_column("good", justify="center")
+    for p in result.points:
+        top1 = f"{p.top1:.4f}" if math.isfinite(p.top1) else "-"
+        row = [f"{p.lr:g}", top1]
+        if len(result.seeds) > 1:
+            row.append(f"{p.top1_std:.4f}" if math.isfinite(p.top1_std) else "-")
+        best = p.lr == result.best_lr
+        row += [p.status, "best" if best else ("yes" if p.good else "")]
+        table.add_row(*row, style="bold green" if best else ("green" if p.good else None))
+    return table
+
+
+def _smith_table(result: Any, rows: int = 16) -> Any:
+    from rich import box
+    from rich.table import Table
+
+    n = len(result.lrs)
+    table = Table(box=box.SIMPLE_HEAD)
+    table.add_column("iteration", justify="right")
+    table.add_column("LR", justify="right")
+    table.add_column("loss", justify="right")
+    table.add_column("smoothed", justify="right")
+    picks = sorted({round(i * (n - 1) / max(rows - 1, 1)) for i in range(rows)}) if n else []
+    for i in picks:
+        table.add_row(str(i), f"{result.lrs[i]:.3g}", f"{result.losses[i]:.4g}",
+                      f"{result.smoothed[i]:.4g}")
+    return table
+
+
+def _title(result: Any) -> str:
+    t = result.task
+    name = "" if t is None else f": {t.preset or t.dataset + '/' + t.model}"
+    if result.method == "fix":
+        n = len(result.seeds)
+        return (f"FIX range test{name}, {result.iters} iterations per LR, "
+                f"{n} seed{'s' if n != 1 else ''}")
+    return (f"Smith range test{name}, {result.start_lr:g} to {result.end_lr:g}, "
+            f"{result.iterations} of {result.iters} iterations ({result.stop_reason})")
+
+
+def _suggestions(result: Any) -> list[str]:
+    lines = []
+    if result.method == "fix":
+        if result.good_range is not None:
+            lo, hi = result.good_range
+            lines.append(f"good FIX range: [{lo:g}, {hi:g}]; best FIX(k0={result.best_lr:g}) "
+                         f"top-1 {result.best_top1:.4f}")
+    else:
+        if result.lr_min_loss is not None:
+            lines.append(f"smoothed loss lowest at LR {result.lr_min_loss:.3g}"
+                         + (f", falls fastest at LR {result.lr_steepest:g}"
+                            if result.lr_steepest is not None else ""))
+    if result.k0 is not None:
+        lines.append(f"cyclic policies: k0={result.k0:g}, k1={result.k1:g}   "
+                     f"e.g. SIN2(k0={result.k0:g}, k1={result.k1:g}, l=...)")
+        lines.append(f"decaying policies: k0={result.decaying_k0:g}")
+    if result.method == "fix":
+        lines.append(f"{result.iterations_spent:,} training iterations in "
+                     f"{result.wall_time:.1f} s")
+    else:
+        lines.append(f"{result.iterations:,} training iterations in {result.wall_time:.1f} s")
+    return lines
+
+
+@app.command("rangetest")
+def rangetest_command(
+    task: Annotated[Optional[str], _opt(
+        "A task preset, e.g. digits-mlp, fashion-mnist-lenet.", "--task", "-t",
+        metavar="PRESET")] = None,
+    method: Annotated[str, typer.Option(
+        "--method", "-m", metavar="fix|smith",
+        help="fix: the paper's FIX grid; smith: one exponential LR sweep.")] = "fix",
+    iters: Annotated[Optional[int], _opt(
+        "fix: iterations per LR (default 5 epochs); smith: sweep length (default 100).",
+        "--iters", "-n", metavar="N")] = None,
+    seeds: Annotated[int, typer.Option(
+        "--seeds", metavar="K", help="fix: seeds 0..K-1 per LR (top-1 is their mean).")] = 1,
+    min_lr: Annotated[Optional[float], _opt(
+        "Lowest LR (fix: 1e-4, smith: 1e-6).", "--min-lr", metavar="LR")] = None,
+    max_lr: Annotated[Optional[float], _opt(
+        "Highest LR (fix: 1, smith: 10).", "--max-lr", metavar="LR")] = None,
+    grid: Annotated[Optional[str], _opt(
+        "fix: mantissas per decade, e.g. 1 (powers of 10), 1,3 (default) or 1,2,5.", "--grid",
+        metavar="M,...")] = None,
+    tolerance: Annotated[Optional[float], _opt(
+        "fix: an LR is good if its top-1 is within T of the best (default 0.02).",
+        "--tolerance", metavar="T")] = None,
+    extend: Annotated[Optional[int], _opt(
+        "fix: decades added when the best LR is on the grid's edge (default 2).", "--extend",
+        metavar="E")] = None,
+    threads: Annotated[Optional[int], _opt("Torch CPU threads.", "--threads",
+                                           metavar="T")] = None,
+    data_root: Annotated[Optional[str], _opt(
+        "A directory searched first for the dataset's files.", "--data-root",
+        metavar="DIR")] = None,
+    db: Annotated[Optional[str], _opt(
+        "fix: record the runs in this LR database.", "--db", metavar="URL")] = None,
+    plot: Annotated[Optional[Path], _opt(
+        "Write the plot (top-1 or loss vs LR) to this .png or .svg file.", "--plot",
+        metavar="FILE")] = None,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the result as one JSON object.")] = False,
+) -> None:
+    """LR range test: the good LR range of a task and suggested policy bounds."""
+    from lrbench.tasks import get_task
+
+    if task is None:
+        fail("--task is required, e.g. --task digits-mlp")
+    m = method.strip().lower()
+    if m not in ("fix", "smith"):
+        fail(f"--method must be fix or smith, got {method!r}")
+    t = get_task(task)
+    if iters is not None and iters < (2 if m == "smith" else 1):
+        fail(f"--iters must be >= {2 if m == 'smith' else 1}, got {iters}")
+    if seeds < 1:
+        fail(f"--seeds must be >= 1, got {seeds}")
+    for name, v in (("--min-lr", min_lr), ("--max-lr", max_lr)):
+        if v is not None and not (math.isfinite(v) and v > 0):
+            fail(f"{name} must be a positive number, got {v:g}")
+    if min_lr is not None and max_lr is not None and min_lr >= max_lr:
+        fail(f"--min-lr must be below --max-lr, got {min_lr:g} >= {max_lr:g}")
+    if threads is not None and threads < 1:
+        fail(f"--threads must be >= 1, got {threads}")
+    if plot is not None:
+        from lrbench.reports.plots import figure_format
+
+        try:
+            figure_format(plot)
+        except ValueError:
+            fail(f"--plot must end in .png or .svg, got {str(plot)!r}")
+    if m == "smith":
+        for flag, given in (("--seeds", seeds != 1), ("--grid", grid is not None),
+                            ("--tolerance", tolerance is not None),
+                            ("--extend", extend is not None), ("--db", db is not None)):
+            if given:
+                fail(f"{flag} applies to --method fix only")
+
+    if m == "fix":
+        result = _run_fix(t, iters=iters, seeds=seeds, min_lr=min_lr, max_lr=max_lr, grid=grid,
+                          tolerance=tolerance, extend=extend, threads=threads,
+                          data_root=data_root, db=db, quiet=as_json)
+    else:
+        from lrbench.tuning.smith import smith_range_test_task
+
+        kwargs: dict[str, Any] = {k: v for k, v in (
+            ("iters", iters), ("start_lr", min_lr), ("end_lr", max_lr)) if v is not None}
+        try:
+            result = smith_range_test_task(t, threads=threads, data_root=data_root, **kwargs)
+        except ValueError as e:
+            fail(_flags(" ".join(str(e).split())))
+
+    if plot is not None:
+        result.plot(plot)
+    if as_json:
+        out = result.to_dict()
+        if plot is not None:
+            out["plot"] = str(plot)
+        print(json.dumps(out, allow_nan=False))
+    else:
+        from rich.console import Console
+
+        console = Console()
+        if not console.is_terminal:  # a file or a pipe: no need to squeeze into 80 columns
+            console = Console(width=max(console.width, 120))
+        console.print(_title(result), style="bold", highlight=False)
+        console.print(_fix_table(result) if m == "fix" else _smith_table(result))
+        for line in _suggestions(result):
+            console.print(line, highlight=False)
+        for w in result.warnings:
+            console.print(f"warning: {w}", style="yellow", highlight=False)
+        if plot is not None:
+            console.print(f"wrote {plot}", highlight=False)
+    if result.k0 is None:
+        if not as_json:
+            print("lrbench: the range test found no LR that trains; see the warnings",
+                  file=sys.stderr)
+        raise typer.Exit(1)
+
+
+def _flags(message: str) -> str:
+    """A library message in terms of the command's flags."""
+    names = {"start_lr": "--min-lr", "end_lr": "--max-lr", "min_lr": "--min-lr",
+             "max_lr": "--max-lr", "mantissas": "--grid", "iters": "--iters",
+             "tolerance": "--tolerance", "extend": "--extend"}
+    return re.sub(r"\b(" + "|".join(names) + r")\b", lambda m: names[m.group(1)], message)
+
+
+def _run_fix(task: Any, *, iters: int | None, seeds: int, min_lr: float | None,
+             max_lr: float | None, grid: str | None, tolerance: float | None,
+             extend: int | None, threads: int | None, data_root: str | None, db: str | None,
+             quiet: bool) -> Any:
+    from lrbench.tuning import fix_range_test
+
+    kwargs: dict[str, Any] = {k: v for k, v in (
+        ("iters", iters), ("min_lr", min_lr), ("max_lr", max_lr), ("tolerance", tolerance),
+        ("extend", extend)) if v is not None}
+    if grid is not None:
+        kwargs["mantissas"] = _grid(grid)
+
+    def progress(lr: float, seed: int, r: Any) -> None:
+        best = r.best
+        top1 = f"top-1 {best.top1:.4f}" if best is not None else "no top-1"
+        print(f"  FIX(k0={lr:g}) seed {seed}: {r.status}, {top1} ({r.wall_time:.1f} s)",
+              file=sys.stderr)
+
+    store = None
+    if db is not None:
+        from lrbench.store import Store
+
+        store = Store.open(db)
+    try:
+        return fix_range_test(task, seeds=seeds, threads=threads, data_root=data_root,
+                              store=store, progress=None if quiet else progress, **kwargs)
+    except ValueError as e:
+        fail(_flags(" ".join(str(e).split())))
+    finally:
+        if store is not None:
+            store.close()
