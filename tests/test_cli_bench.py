@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+from procgroups import wait_group_gone
 
 from lrbench.cli import main
 from lrbench.ranking import rank, summarize
@@ -249,31 +250,6 @@ def test_rank_and_report_read_the_benchmark(finished, capsys):
 
 
 # -- Ctrl-C ---------------------------------------------------------------------------------
-def _group_alive(pgid: int) -> list[int]:
-    """The live (not zombie) processes of process group ``pgid``."""
-    alive = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-            alive.append(int(d))
-    return alive
-
-
-def _wait_group_gone(pgid: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while _group_alive(pgid):
-        if time.monotonic() > deadline:
-            os.killpg(pgid, signal.SIGKILL)
-            raise AssertionError(f"processes of group {pgid} still alive after {timeout} s")
-        time.sleep(0.05)
-
-
 def _statuses(store: Store, task) -> dict[str, int]:
     out: dict[str, int] = {}
     for r in store.find_runs(task=task):
@@ -316,7 +292,7 @@ def test_ctrl_c_keeps_finished_runs_and_a_rerun_finishes_the_rest(tmp_path):
             # A terminal sends Ctrl-C to the whole foreground group: driver, workers, manager.
             os.killpg(proc.pid, signal.SIGINT)
             rc = proc.wait(timeout=60)
-            _wait_group_gone(proc.pid)
+            wait_group_gone(proc.pid)
         finally:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)

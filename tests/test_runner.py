@@ -21,6 +21,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+from procgroups import group_alive
 
 from lrbench.executors import RunJob, execute_job, make_executor
 from lrbench.executors import base as executors_base
@@ -384,22 +385,6 @@ def test_local_process_pool(tmp_path, monkeypatch):
 
 
 # -- SIGKILL mid-benchmark, then resume ------------------------------------------------------
-def _group_alive(pgid: int) -> list[int]:
-    """The live (not zombie) processes of process group ``pgid``."""
-    alive = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-            alive.append(int(d))
-    return alive
-
-
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
 def test_resume_after_sigkill(tmp_path):
     db = f"sqlite:///{tmp_path / 'kill.sqlite'}"
@@ -431,7 +416,7 @@ def test_resume_after_sigkill(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
             deadline = time.monotonic() + 30
-            while _group_alive(proc.pid):
+            while group_alive(proc.pid):
                 assert time.monotonic() < deadline, "the killed group did not die"
                 time.sleep(0.05)
         before = _runs(store, bench.task)

@@ -101,6 +101,15 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+def as_task(task: Task | str) -> Task:
+    """A Task as it is, or the preset of that name; a ValueError for anything else."""
+    if isinstance(task, Task):
+        return task
+    if isinstance(task, str):
+        return get_task(task)
+    raise ValueError(f"task must be a Task or a preset name, got {type(task).__name__}")
+
+
 def get_task(name: str, **overrides: Any) -> Task:
     """A preset task by name, optionally with some fields changed."""
     key = name.strip().lower()

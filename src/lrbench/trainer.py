@@ -58,7 +58,7 @@ from lrbench.models import build_model, count_parameters
 from lrbench.monitor import Evaluator, ScheduleMonitor, as_policy
 from lrbench.policies import Policy
 from lrbench.results import RunResult
-from lrbench.tasks import Task, get_task
+from lrbench.tasks import Task, as_task
 
 __all__ = [
     "AUTO", "DIVERGENCE_FACTOR", "RunSetup", "divergence_bound", "make_optimizer", "prepare",
@@ -125,7 +125,7 @@ def prepare(
     from lrbench.data import load_dataset
     from lrbench.data.batches import TensorBatches
 
-    task = _as_task(task)
+    task = as_task(task)
     seed = _check_seed(seed)
     dev = resolve_device(device)
     ds = load_dataset(task.dataset, root=data_root)
@@ -162,14 +162,6 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
             raise ValueError(f"device {str(device)!r} requested but only "
                              f"{torch.cuda.device_count()} CUDA device(s) are visible")
     return dev
-
-
-def _as_task(task: Task | str) -> Task:
-    if isinstance(task, Task):
-        return task
-    if isinstance(task, str):
-        return get_task(task)
-    raise ValueError(f"task must be a Task or a preset name, got {type(task).__name__}")
 
 
 def _check_seed(seed: Any) -> int:
@@ -265,7 +257,7 @@ def train(
     :func:`resolve_device`).
     """
     t_start = time.perf_counter()
-    task = _as_task(task)
+    task = as_task(task)
     pol = as_policy(policy)
     seed = _check_seed(seed)
     threads = _check_threads(threads)

@@ -154,10 +154,14 @@ def _print_ranking(store: Any, task: Any, *, fmt: str = "table", top: int | None
     elif fmt == "json":
         print(tables.to_json(ranked))
     else:
+        from rich.measure import Measurement
+
         console = Console()
-        if not console.is_terminal:  # a file or a pipe: no need to squeeze Table VII into 80 columns
-            console = Console(width=max(console.width, 160))
-        console.print(tables.to_rich(ranked, title=_task_title(task)))
+        table = tables.to_rich(ranked, title=_task_title(task))
+        if not console.is_terminal:  # a file or a pipe: as wide as Table VII needs, never squeezed
+            need = Measurement.get(console, console.options.update_width(10_000), table).maximum
+            console = Console(width=max(console.width, need))
+        console.print(table)
     return ranked
 
 

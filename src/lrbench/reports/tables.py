@@ -230,13 +230,15 @@ def to_rich(
     from rich.table import Table
 
     table = Table(title=title, header_style="bold", show_lines=False)
+    rows = [(row, display_row(row)) for row in table_rows(entries)]
+    # The function name is never squeezed below its length (a long composite folds).
+    lr_width = min(max((len(cells["LR"]) for _, cells in rows), default=2), 12)
     for c in COLUMNS:
         if c == "LR":
-            table.add_column(c, justify="left", overflow="fold", style="bold")
+            table.add_column(c, justify="left", overflow="fold", style="bold", min_width=lr_width)
         else:
             table.add_column(c, justify="right", no_wrap=True)
-    for row in table_rows(entries):
-        cells = display_row(row)
+    for row, cells in rows:
         table.add_row(
             *(cells[c] for c in COLUMNS),
             style="dim" if row["n_diverged"] == row["n_runs"] else None,

@@ -62,7 +62,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from lrbench.tasks import Task, get_task
+from lrbench.tasks import Task, as_task
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -389,14 +389,6 @@ def _seeds(seeds: Any) -> tuple[int, ...]:
     return out
 
 
-def _as_task(task: Task | str) -> Task:
-    if isinstance(task, Task):
-        return task
-    if isinstance(task, str):
-        return get_task(task)
-    raise ValueError(f"task must be a Task or a preset name, got {type(task).__name__}")
-
-
 def _explicit_lrs(lrs: Any) -> tuple[float, ...]:
     if isinstance(lrs, (str, bytes)) or not isinstance(lrs, Iterable):
         raise ValueError(f"lrs must be a list of positive numbers, got {lrs!r}")
@@ -480,7 +472,7 @@ def fix_range_test(
     ((0.03, 0.1), 0.003, 0.1, 0.1)
     """
     t_start = time.perf_counter()
-    base = _as_task(task)
+    base = as_task(task)
     grid = _explicit_lrs(lrs) if lrs is not None else lr_grid(min_lr, max_lr, mantissas)
     seed_list = _seeds(seeds)
     tol = _tolerance(tolerance)

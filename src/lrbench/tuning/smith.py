@@ -43,7 +43,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without torch
     raise ImportError("lrbench.tuning.smith needs PyTorch: pip install lrbench[torch]") from exc
 
-from lrbench.tasks import Task
+from lrbench.tasks import Task, as_task
 from lrbench.tuning.rangetest import (
     BOUND_RATIO,
     DEFAULT_BETA,
@@ -53,7 +53,6 @@ from lrbench.tuning.rangetest import (
     SMITH_START_LR,
     SmithRangeResult,
     SmithStop,
-    _as_task,
     _check_beta,
     _ratio,
     _Smoother,
@@ -272,7 +271,7 @@ def smith_range_test_task(
     """
     from lrbench.trainer import _check_threads, prepare
 
-    t = _as_task(task)
+    t = as_task(task)
     exponential_lrs(start_lr, end_lr, iters)  # bad bounds fail before the data is loaded
     threads = _check_threads(threads)
     setup = prepare(t, seed, data_root=data_root, device=device, lr=float(start_lr))
