@@ -366,3 +366,18 @@ def test_pareto_front_with_other_metrics_and_equal_points():
     assert {s.policy for s in pareto_front(st2, cost="n_params")} == {A, B, C}
     with pytest.raises(ValueError, match="different"):
         pareto_front(st2, accuracy="top1", cost="top1")
+
+
+def test_ranking_is_reachable_from_the_package_without_a_framework():
+    import subprocess
+    import sys
+
+    import lrbench
+    from lrbench import ranking
+
+    assert (lrbench.rank, lrbench.summarize, lrbench.pareto_front) == (
+        ranking.rank, ranking.summarize, ranking.pareto_front)
+    code = ("import sys, lrbench; lrbench.rank;"
+            " print(sorted({'torch', 'keras', 'jax'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr

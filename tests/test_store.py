@@ -283,9 +283,11 @@ def test_dataset_metadata_gives_the_task_type(store):
     store.record(make_result(other, "FIX(k0=0.1)", 0),
                  dataset_info={"n_classes": 3, "input_shape": [3, 32, 32]})
     assert {r.dataset: r.n_classes for r in store.find_runs()} == {"toy-set": 7, "toy-2": 3}
-    datasets = {d["name"]: d for d in store._datasets(["toy-set", "toy-2"])}
+    datasets = {d["name"]: d for d in store.datasets(["toy-set", "toy-2"])}
     assert datasets["toy-set"]["input_shape"] == [1, 28, 28]
     assert datasets["toy-set"]["n_test"] == 100 and datasets["toy-2"]["n_train"] is None
+    assert [d["name"] for d in store.datasets()] == ["toy-2", "toy-set"]  # all, by name
+    assert [d["name"] for d in store.datasets(["toy-2"])] == ["toy-2"]
 
 
 def test_dataset_metadata_comes_from_lrbench_data_when_it_knows_the_dataset(store):

@@ -1,4 +1,4 @@
-"""``lrbench rangetest``: the LR range tests of ``lrbench.tuning`` on a task.
+"""``lrbench rangetest`` and ``lrbench tune``: the range tests and tuner of ``lrbench.tuning``.
 
     lrbench rangetest --task PRESET [--method fix|smith] [--iters N] [--seeds K]
                       [--min-lr LR] [--max-lr LR] [--grid 1,3] [--tolerance T] [--extend E]
@@ -12,6 +12,17 @@ range and the suggested k0/k1 (cyclic) and k0 (decaying); ``--db`` stores the ru
 ``--min-lr`` (1e-6) to ``--max-lr`` (10); prints the smoothed loss curve and the bounds.
 ``--json`` prints one JSON object and nothing else on stdout. Exit code 0 with suggestions, 1
 when the test found none (every LR diverged), 2 for bad input (one line on stderr).
+
+    lrbench tune --task PRESET --budget ITERATIONS [--goal accuracy|cost] [--target-accuracy A]
+                 [--seeds K] [--eta N] [--top N] [--min-iters N] [--warm-start POLICY ...]
+                 [--bounds LO,HI] [--workers N] [--threads T] [--data-root DIR] [--db URL]
+                 [--json]
+
+``lrbench tune`` (``lrbench.tuning.tune.tune``): a range test, candidate policies per function
+family, successive halving, all within ``--budget`` training iterations (a hard cap, range test
+included); prints the recommended policies best first. ``--json`` prints one object with
+``recommendations`` (each with ``policy``, ``top1`` and its other metrics) and
+``iterations_spent``. Exit code 0 with recommendations, 1 without, 2 for bad input.
 """
 
 from __future__ import annotations
@@ -277,3 +288,181 @@ def _run_fix(task: Any, *, iters: int | None, seeds: int, min_lr: float | None,
     finally:
         if store is not None:
             store.close()
+
+
+# -- lrbench tune ---------------------------------------------------------------------------------
+def _bounds(text: str) -> tuple[float, float]:
+    parts = text.split(",")
+    try:
+        lo, hi = (float(p) for p in parts)
+    except ValueError:
+        fail(f"--bounds: expected two LRs LO,HI (the good FIX range), e.g. 0.03,0.1; got {text!r}")
+    return lo, hi
+
+
+def _f4(v: Any) -> str:
+    return "-" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.4f}"
+
+
+def _tune_table(result: Any) -> Any:
+    from rich import box
+    from rich.table import Table
+
+    multi = len(result.seeds) > 1
+    table = Table(box=box.SIMPLE_HEAD)
+    table.add_column("#", justify="right")
+    table.add_column("policy")
+    table.add_column("top-1", justify="right")
+    if multi:
+        table.add_column("± std", justify="right")
+    table.add_column("iterations", justify="right")
+    table.add_column("#Iter", justify="right")
+    table.add_column("rung", justify="right")
+    if result.target_accuracy is not None:
+        table.add_column("target", justify="center")
+    for r in result.recommendations:
+        row = [str(r.rank), r.policy, _f4(r.top1)]
+        if multi:
+            row.append(_f4(r.top1_std))
+        row += [_g(round(r.iterations)), _g(round(r.best_iter)) if math.isfinite(r.best_iter)
+                else "-", f"{r.rung} ({r.rung_iters} it)"]
+        if result.target_accuracy is not None:
+            row.append("yes" if r.reached_target else ("dropped" if r.dropped else "no"))
+        table.add_row(*row, style="bold green" if r.rank == 1 else None)
+    return table
+
+
+def _tune_lines(result: Any) -> list[str]:
+    lines = []
+    rt = result.range_test
+    if rt is not None and rt.good_range is not None:
+        lo, hi = rt.good_range
+        lines.append(f"range test: good FIX range [{lo:g}, {hi:g}], best FIX(k0={rt.best_lr:g}); "
+                     f"{result.range_iterations:,} iterations ({rt.iters} per run)")
+    elif result.bounds is not None:
+        lo, hi = result.bounds
+        lines.append(f"candidates from the given range [{lo:g}, {hi:g}]")
+    if result.rungs:
+        steps = " -> ".join(f"{len(r.candidates)} x {r.iters:,} it" for r in result.rungs)
+        lines.append(f"{len(result.candidates)} candidates; successive halving (eta "
+                     f"{result.eta}): {steps}")
+    lines.append(f"{result.iterations_spent:,} of {result.budget:,} training iterations spent "
+                 f"in {result.wall_time:.1f} s")
+    return lines
+
+
+@app.command("tune")
+def tune_command(
+    task: Annotated[Optional[str], _opt(
+        "A task preset, e.g. digits-mlp, fashion-mnist-lenet.", "--task", "-t",
+        metavar="PRESET")] = None,
+    budget: Annotated[Optional[int], _opt(
+        "Most training iterations to spend, range test included (a hard cap).", "--budget",
+        "-b", metavar="ITERATIONS")] = None,
+    goal: Annotated[str, typer.Option(
+        "--goal", metavar="accuracy|cost",
+        help="accuracy: highest top-1; cost: fewest iterations to reach --target-accuracy."
+    )] = "accuracy",
+    target_accuracy: Annotated[Optional[float], _opt(
+        "Stop a run when its top-1 reaches A (a fraction, e.g. 0.95); drop policies whose "
+        "curve cannot reach it.", "--target-accuracy", metavar="A")] = None,
+    seeds: Annotated[int, typer.Option(
+        "--seeds", metavar="K", help="Seeds 0..K-1 per candidate (top-1 is their mean).")] = 1,
+    eta: Annotated[int, typer.Option(
+        "--eta", metavar="N", help="Keep the best 1/N at each rung; the next is N times longer."
+    )] = 3,
+    top: Annotated[int, typer.Option(
+        "--top", metavar="N", help="How many policies to recommend.")] = 5,
+    min_iters: Annotated[Optional[int], _opt(
+        "Shortest rung in iterations (default half an epoch).", "--min-iters",
+        metavar="N")] = None,
+    warm_start: Annotated[Optional[list[str]], _opt(
+        "A policy to try first (repeatable); skips the range test.", "--warm-start",
+        metavar="POLICY")] = None,
+    bounds: Annotated[Optional[str], _opt(
+        "The good FIX range LO,HI to build candidates from; skips the range test.", "--bounds",
+        metavar="LO,HI")] = None,
+    workers: Annotated[int, typer.Option(
+        "--workers", metavar="N", help="Runs of a rung trained at once (processes).")] = 1,
+    threads: Annotated[Optional[int], _opt("Torch CPU threads per run.", "--threads",
+                                           metavar="T")] = None,
+    data_root: Annotated[Optional[str], _opt(
+        "A directory searched first for the dataset's files.", "--data-root",
+        metavar="DIR")] = None,
+    db: Annotated[Optional[str], _opt(
+        "Record every run in this LR database.", "--db", metavar="URL")] = None,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the result as one JSON object.")] = False,
+) -> None:
+    """Tune an LR policy within a budget: range test, candidates, successive halving."""
+    from lrbench.tasks import get_task
+
+    if task is None:
+        fail("--task is required, e.g. --task digits-mlp")
+    if budget is None:
+        fail("--budget is required: the most training iterations to spend, e.g. --budget 20000")
+    g = goal.strip().lower()
+    if g not in ("accuracy", "cost"):
+        fail(f"--goal must be accuracy or cost, got {goal!r}")
+    if target_accuracy is not None and not 0 < target_accuracy <= 1:
+        fail(f"--target-accuracy must be a fraction in (0, 1], got {target_accuracy:g}")
+    if g == "cost" and target_accuracy is None:
+        fail("--goal cost needs --target-accuracy (the accuracy to reach at the lowest cost)")
+    for flag, v, low in (("--budget", budget, 1), ("--seeds", seeds, 1), ("--eta", eta, 2),
+                         ("--top", top, 1), ("--workers", workers, 1),
+                         ("--min-iters", min_iters, 1), ("--threads", threads, 1)):
+        if v is not None and v < low:
+            fail(f"{flag} must be >= {low}, got {v}")
+    t = get_task(task)
+    pair = _bounds(bounds) if bounds is not None else None
+
+    from lrbench.tuning.tune import tune
+
+    store = None
+    if db is not None:
+        from lrbench.store import Store
+
+        store = Store.open(db)
+    try:
+        result = tune(t, budget, goal=g, target_accuracy=target_accuracy, seeds=seeds,
+                      store=store, warm_start=warm_start or (), bounds=pair, eta=eta,
+                      min_iters=min_iters, top=top, workers=workers, threads=threads,
+                      data_root=data_root, progress=not as_json)
+    except ValueError as e:
+        fail(_tune_flags(" ".join(str(e).split())))
+    finally:
+        if store is not None:
+            store.close()
+
+    if as_json:
+        print(json.dumps(result.to_dict(), allow_nan=False))
+    else:
+        from rich.console import Console
+
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=max(console.width, 120))
+        name = t.preset or f"{t.dataset}/{t.model}"
+        n = len(result.seeds)
+        console.print(f"lrbench tune: {name}, budget {result.budget:,} iterations, goal "
+                      f"{result.goal}" + (f" (target {result.target_accuracy:g})"
+                                          if result.target_accuracy is not None else "")
+                      + f", {n} seed{'s' if n != 1 else ''}", style="bold", highlight=False)
+        console.print(_tune_table(result))
+        for line in _tune_lines(result):
+            console.print(line, highlight=False)
+        for w in result.warnings:
+            console.print(f"warning: {w}", style="yellow", highlight=False)
+    if not result.recommendations:
+        if not as_json:
+            print("lrbench: no policy to recommend; see the warnings", file=sys.stderr)
+        raise typer.Exit(1)
+
+
+def _tune_flags(message: str) -> str:
+    """A tune() message in terms of the command's flags."""
+    names = {"budget": "--budget", "target_accuracy": "--target-accuracy", "seeds": "--seeds",
+             "eta": "--eta", "top": "--top", "min_iters": "--min-iters",
+             "warm_start": "--warm-start", "bounds": "--bounds", "workers": "--workers",
+             "threads": "--threads", "goal": "--goal"}
+    return re.sub(r"\b(" + "|".join(names) + r")\b", lambda m: names[m.group(1)], message)

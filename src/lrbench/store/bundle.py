@@ -49,7 +49,7 @@ def bundle_dict(store: Store, **filters: Any) -> dict[str, Any]:
     from lrbench.store.core import _iso
 
     items = store._results(**filters)
-    datasets = store._datasets(res.task.dataset for res, _ in items)
+    datasets = store.datasets(res.task.dataset for res, _ in items)
     return {
         "format": BUNDLE_FORMAT,
         "version": BUNDLE_VERSION,

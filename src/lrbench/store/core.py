@@ -1228,9 +1228,16 @@ class Store:
 
         return read_bundle(self, path, replace=replace)
 
-    def _datasets(self, names: Iterable[str]) -> list[dict[str, Any]]:
+    def datasets(self, names: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """The stored datasets' meta-features (name, n_classes, input_shape, n_train, n_test,
+        info), by name; all of them when ``names`` is None."""
+        return self._datasets(names)
+
+    def _datasets(self, names: Iterable[str] | None) -> list[dict[str, Any]]:
         d = S.datasets.c
-        q = select(S.datasets).where(d.name.in_(sorted(set(names)))).order_by(d.name)
+        q = select(S.datasets).order_by(d.name)
+        if names is not None:
+            q = q.where(d.name.in_(sorted(set(names))))
         rows = self._transaction(lambda tx: tx.conn.execute(q).all(), write=False)
         out = []
         for row in rows:

@@ -5,6 +5,8 @@
 - :func:`smith_range_test` — Smith's range test on your own PyTorch model, optimizer, loss and
   data (their state is restored afterwards); :func:`smith_range_test_task` on an LRBench task.
 - :func:`range_test` — either one on a task, by ``method``.
+- :func:`tune` — the paper's procedure within a budget of training iterations: range test,
+  candidate policies per function family, successive halving (``lrbench.tuning.tune``).
 
 ``import lrbench.tuning`` imports no framework: the torch parts load on first use.
 
@@ -28,6 +30,7 @@ from lrbench.tuning.rangetest import (
     smith_suggestions,
     smooth_losses,
 )
+from lrbench.tuning.tune import TuneResult, tune
 
 __all__ = [
     "FixPoint",
@@ -42,6 +45,8 @@ __all__ = [
     "smith_range_test_task",
     "smith_suggestions",
     "smooth_losses",
+    "TuneResult",
+    "tune",
 ]
 
 METHODS = ("fix", "smith")

@@ -455,6 +455,7 @@ def fix_range_test(
     device: Any = None,
     store: Any = None,
     progress: Callable[[float, int, RunResult], Any] | None = None,
+    train_fn: Callable[..., RunResult] | None = None,
 ) -> FixRangeResult:
     """The paper's LR range test: short FIX runs over an LR grid; the good FIX range and bounds.
 
@@ -466,6 +467,8 @@ def fix_range_test(
     ``eval_every`` (default ``min(task.eval_every, iters)``). ``tolerance``: see the module doc.
     ``store``: a Store or URL to record every run in. ``progress(lr, seed, result)``: called
     after each run. ``threads``, ``data_root``, ``device``: as :func:`lrbench.trainer.train`.
+    ``train_fn``: called instead of :func:`lrbench.trainer.train` for each run, with the same
+    arguments (``lrbench.tuning.tune`` passes one that keeps its iteration budget).
 
     >>> r = fix_range_test("digits-mlp", min_lr=0.01, max_lr=1.0, iters=100)  # doctest: +SKIP
     >>> r.good_range, r.k0, r.k1, r.decaying_k0                              # doctest: +SKIP
@@ -484,9 +487,13 @@ def fix_range_test(
         eval_every = _whole(eval_every, "eval_every", 1)
     if progress is not None and not callable(progress):
         raise ValueError("progress must be a callable (lr, seed, result)")
+    if train_fn is not None and not callable(train_fn):
+        raise ValueError("train_fn must be a callable with the arguments of lrbench.train")
 
     from lrbench.policies import FIX
-    from lrbench.trainer import train
+
+    if train_fn is None:
+        from lrbench.trainer import train as train_fn
 
     if iters is None:
         from lrbench.data import load_dataset
@@ -508,8 +515,8 @@ def fix_range_test(
         for lr in values:
             done = runs.setdefault(lr, [])
             for seed in seed_list:
-                r = train(run_task, FIX(k0=lr), seed, threads=threads,
-                          data_root=data_root, device=device, store=store)
+                r = train_fn(run_task, FIX(k0=lr), seed, threads=threads,
+                             data_root=data_root, device=device, store=store)
                 done.append(r)
                 order.append(r)
                 if progress is not None:

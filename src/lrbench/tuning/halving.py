@@ -1,0 +1,170 @@
+"""Successive halving under a hard budget: the rung plan and the target drop rule (no torch).
+
+**The plan** (:func:`plan_rungs`). ``n`` candidates, each run with ``seeds`` seeds; rung k
+trains ``c_k`` candidates for ``r_k`` iterations (from scratch), keeps the best
+``c_{k+1} = max(1, c_k // eta)`` and the next rung is ``eta`` times longer::
+
+    c_0 = n,   r_k = round(T / eta^(K - k)),   cost = seeds * sum_k c_k * r_k  <=  budget
+
+``T`` is the top rung's length, at most ``full`` (the task's ``max_iters``); ``K`` the number of
+halvings, at most the number that brings ``c_k`` down to 1. Among the plans whose lengths
+strictly increase and whose first rung is at least ``min_iters`` long (capped at ``full``), the
+one with the longest top rung ``T`` wins (ties: more halvings, i.e. cheaper). With a budget that
+covers it, that is plain successive halving from ``r_0 >= min_iters`` up to ``T = full``; with a
+smaller budget every rung shrinks together. When even ``n`` runs of ``min_iters`` do not fit,
+only the first ``budget // (seeds * min_iters)`` candidates are planned (candidate order is the
+priority order); when not one fits, one candidate gets what is left.
+
+**The drop rule** (:func:`predicted_top1`), used with a target accuracy: from a run's curve,
+the top-1 it could reach by iteration ``horizon`` (the plan's top length) if it kept improving
+at the slope of its last two evaluations::
+
+    predicted = best_top1 + max(0, slope) * max(0, horizon - last_iteration)
+
+A diverged run predicts its best top-1 (run again, it diverges at the same step). Accuracy
+curves flatten, so the straight line is optimistic: a candidate is dropped only when the mean
+prediction over its seeds is below the target, i.e. when even the optimistic extrapolation
+misses it. Fewer than two evaluations: no prediction, never dropped.
+
+>>> [(r.iters, r.candidates) for r in plan_rungs(28, 1000, 10**6, eta=3, min_iters=42)]
+[(111, 28), (333, 9), (1000, 3)]
+>>> [(r.iters, r.candidates) for r in plan_rungs(28, 1000, 2400, eta=3, min_iters=42)]
+[(43, 28), (130, 9)]
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lrbench.results import RunResult
+
+__all__ = ["RungPlan", "plan_cost", "plan_rungs", "predicted_top1", "should_drop"]
+
+
+@dataclass(frozen=True)
+class RungPlan:
+    """One planned rung: ``candidates`` policies trained ``iters`` iterations each (per seed)."""
+
+    iters: int
+    candidates: int
+
+    def to_dict(self) -> dict[str, int]:
+        return {"iters": self.iters, "candidates": self.candidates}
+
+
+def _whole(value: Any, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be a whole number >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _counts(n: int, halvings: int, eta: int) -> list[int]:
+    out = [n]
+    for _ in range(halvings):
+        out.append(max(1, out[-1] // eta))
+    return out
+
+
+def _lengths(top: int, halvings: int, eta: int) -> list[int]:
+    out = []
+    for k in range(halvings + 1):
+        d = eta ** (halvings - k)
+        out.append(max(1, (top + d // 2) // d))  # round(top / d), halves up
+    return out
+
+
+def plan_cost(plan: Sequence[RungPlan], seeds: int = 1) -> int:
+    """Training iterations the plan spends at most: ``seeds * sum(iters * candidates)``."""
+    return seeds * sum(r.iters * r.candidates for r in plan)
+
+
+def plan_rungs(
+    n: int, full: int, budget: int, *, eta: int = 3, min_iters: int = 1, seeds: int = 1
+) -> tuple[RungPlan, ...]:
+    """The rungs of successive halving for ``n`` candidates within ``budget`` iterations
+    (see the module doc). Never costs more than ``budget``; empty when ``budget < seeds``.
+
+    >>> plan_rungs(9, 900, 10**6, eta=3, min_iters=100)
+    (RungPlan(iters=100, candidates=9), RungPlan(iters=300, candidates=3), \
+RungPlan(iters=900, candidates=1))
+    """
+    n = _whole(n, "n", 1)
+    full = _whole(full, "full", 1)
+    budget = _whole(budget, "budget", 0)
+    eta = _whole(eta, "eta", 2)
+    min_iters = _whole(min_iters, "min_iters", 1)
+    seeds = _whole(seeds, "seeds", 1)
+    floor = min(min_iters, full)
+
+    max_halvings, c = 0, n
+    while c > 1:
+        c = max(1, c // eta)
+        max_halvings += 1
+
+    best: tuple[int, int] | None = None  # (top length, halvings)
+    for halvings in range(max_halvings + 1):
+        counts = _counts(n, halvings, eta)
+
+        def cost(top: int, h: int = halvings, cs: list[int] = counts) -> int:
+            return seeds * sum(a * b for a, b in zip(cs, _lengths(top, h, eta)))
+
+        if cost(1) > budget:
+            continue
+        lo, hi = 1, full  # the largest top length that fits: cost grows with it
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if cost(mid) <= budget:
+                lo = mid
+            else:
+                hi = mid - 1
+        lengths = _lengths(lo, halvings, eta)
+        if lengths[0] < floor or any(b <= a for a, b in zip(lengths, lengths[1:])):
+            continue
+        if best is None or (lo, halvings) > best:
+            best = (lo, halvings)
+    if best is not None:
+        top, halvings = best
+        return tuple(RungPlan(r, c) for r, c in zip(_lengths(top, halvings, eta),
+                                                   _counts(n, halvings, eta)))
+    fit = budget // (seeds * floor)
+    if fit >= 1:  # not every candidate gets min_iters: plan for the first ones only
+        return plan_rungs(fit, full, budget, eta=eta, min_iters=min_iters, seeds=seeds)
+    top = min(full, budget // seeds)
+    return (RungPlan(top, 1),) if top >= 1 else ()
+
+
+def predicted_top1(run: RunResult, horizon: int) -> float | None:
+    """The top-1 ``run`` could reach by iteration ``horizon`` on a straight line through its
+    last two evaluations (never below its best so far); None with fewer than two evaluations.
+    A diverged run predicts its best top-1 (0 without one).
+    """
+    points = [p for p in run.curve if math.isfinite(p.top1)]
+    best = max((p.top1 for p in points), default=None)
+    if run.status == "diverged":
+        return best if best is not None else 0.0
+    if len(points) < 2 or best is None:
+        return None
+    a, b = points[-2], points[-1]
+    if b.iteration <= a.iteration:
+        return best
+    slope = max(0.0, (b.top1 - a.top1) / (b.iteration - a.iteration))
+    return best + slope * max(0, horizon - b.iteration)
+
+
+def should_drop(runs: Sequence[RunResult], target: float, horizon: int) -> bool:
+    """True when the mean over ``runs`` (one per seed) of :func:`predicted_top1` is below
+    ``target``; False when any run has no prediction (or failed)."""
+    preds = []
+    for r in runs:
+        if r.status == "failed":
+            return False
+        p = predicted_top1(r, horizon)
+        if p is None:
+            return False
+        preds.append(p)
+    return bool(preds) and sum(preds) / len(preds) < target

@@ -1,0 +1,801 @@
+"""``tune(task, budget)``: the paper's tuning procedure with successive halving, within a hard
+budget of training iterations (SPEC section 5; the ``lrbench tune`` command).
+
+The algorithm:
+
+1. **Range test** (skipped when ``bounds`` or ``warm_start`` is given): the paper's FIX grid
+   (:func:`~lrbench.tuning.rangetest.fix_range_test`, 1e-4 .. 1 at 1x and 3x per decade, grown
+   by up to 2 decades), each LR run ``rt`` iterations with every seed, where ``rt`` is 5 epochs
+   shortened so that even the largest grid (13 LRs) costs at most ``range_fraction`` (0.2) of
+   the budget (a budget that leaves ``rt`` below ``min_iters`` is a ValueError). Its
+   iterations count against the budget.
+2. **Candidates** (:func:`~lrbench.tuning.candidates.generate_candidates`) from the good FIX
+   range: FIX at the best LR, a warm-up + cosine composite, 7 cyclic functions with half periods
+   of 2, 4 and 8 epochs, 5 decaying functions (28 in all); ``warm_start`` policies come first.
+3. **Successive halving** (:func:`~lrbench.tuning.halving.plan_rungs`): rung 0 trains every
+   candidate ``r_0`` iterations with every seed; the best ``1/eta`` continue (ranked by mean
+   top-1 over seeds, ties by iterations spent, then by #Iter, then by candidate order; with
+   ``goal='cost'``, first the candidates whose every seed reached ``target_accuracy``, cheapest
+   first), and the next rung is ``eta`` times longer, up to the task's ``max_iters``. The plan
+   is made after the range test from the iterations left, so that it cannot overshoot.
+   A longer rung trains **from scratch** (the simplest correct choice: no checkpoints). The
+   policies' length-dependent parameters (POLY's l, NSTEP's milestones, ...) are fixed
+   relative to the full length, so a policy's LR at step t never depends on the run's length and
+   a short run is exactly the beginning of the long one; a run that stopped early (target reached
+   or diverged) would stop at the same step again, so it is reused, not retrained (exact on the
+   CPU, where training is bit-for-bit reproducible).
+4. **Target accuracy**: passed to each run, which stops at the first evaluation reaching it (only
+   the iterations actually trained count). After each rung but the last, a candidate that has
+   not reached it is dropped when even a straight line through its last two evaluations misses
+   it by the top rung's length (:func:`~lrbench.tuning.halving.should_drop`).
+5. **Recommendations**: every evaluated candidate, deepest rung first, then by the rung's
+   ranking; the first ``top``, each with its metrics and the runs it rests on (their ids in the
+   store when one is given; every run is recorded there).
+
+**The budget is a hard cap**: before each run its full length is reserved, and no run starts
+unless the reservation fits in what is left; ``iterations_spent`` (range test included) is the
+sum of the iterations the runs actually trained, and never exceeds ``budget``. Iterations saved
+by early stops are not spent again.
+
+>>> r = tune("digits-mlp", 6000, seeds=1, threads=1)                # doctest: +SKIP
+>>> r.iterations_spent <= 6000, r.recommendations[0].policy         # doctest: +SKIP
+(True, 'SIN2(k0=0.003, k1=0.1, l=168)')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+
+from lrbench.policies import parse
+from lrbench.tasks import Task, as_task
+from lrbench.tuning.candidates import Candidate, check_bounds, generate_candidates
+from lrbench.tuning.halving import RungPlan, plan_cost, plan_rungs, should_drop
+from lrbench.tuning.rangetest import (
+    DEFAULT_EXTEND,
+    DEFAULT_MANTISSAS,
+    FIX_EPOCHS,
+    FixRangeResult,
+    fix_range_test,
+    lr_grid,
+)
+
+if TYPE_CHECKING:
+    from lrbench.ranking import PolicyStats
+    from lrbench.results import RunResult
+
+__all__ = [
+    "GOALS", "Recommendation", "Rung", "RunRef", "TuneEvent", "TuneResult", "range_test_iters",
+    "tune",
+]
+
+Goal = Literal["accuracy", "cost"]
+GOALS: tuple[str, ...] = ("accuracy", "cost")
+DEFAULT_ETA = 3
+DEFAULT_TOP = 5
+#: the range test may spend at most this share of the budget
+RANGE_FRACTION = 0.2
+#: the most LRs the range test can try: the default grid and its extensions
+RANGE_MAX_LRS = len(lr_grid()) + DEFAULT_EXTEND * len(DEFAULT_MANTISSAS)
+
+#: ``evaluate(task, policy, seed, target_accuracy) -> RunResult``; ``task.max_iters`` is the
+#: run's length.
+Evaluate = Callable[[Task, str, int, "float | None"], "RunResult"]
+
+
+class TuneEvent(NamedTuple):
+    """What ``progress`` receives before (``result`` None) and after each run."""
+
+    phase: str  #: 'range' (the range test) or 'rung'
+    rung: int | None  #: the rung's index (None in the range test)
+    iters: int  #: the run's length
+    policy: str
+    seed: int
+    result: RunResult | None
+    iterations_spent: int
+    budget: int
+
+
+# -- results ------------------------------------------------------------------------------------
+def _num(x: Any) -> Any:
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """One run behind a result: ``rung`` (-1 for the range test), its length ``iters``, the
+    ``iterations`` it trained, its best ``top1`` and ``best_iter``, ``status``, ``stop_reason``,
+    ``run_id`` in the store (None without one) and ``reused`` (a run that stopped early on a
+    shorter rung, counted again without training)."""
+
+    policy: str
+    seed: int
+    rung: int
+    iters: int
+    iterations: int
+    top1: float | None
+    best_iter: int | None
+    status: str
+    stop_reason: str
+    run_id: int | None
+    reused: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: _num(v) for k, v in dataclasses.asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One rung as it ran: ``iters`` per run, the ``candidates`` trained, the ``survivors``
+    that continue, those ``dropped`` by the target rule, the ``iterations_spent`` and the
+    ``planned_iterations`` (the most it could spend)."""
+
+    index: int
+    iters: int
+    candidates: tuple[str, ...]
+    survivors: tuple[str, ...]
+    dropped: tuple[str, ...]
+    iterations_spent: int
+    planned_iterations: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index, "iters": self.iters, "candidates": list(self.candidates),
+            "survivors": list(self.survivors), "dropped": list(self.dropped),
+            "iterations_spent": self.iterations_spent,
+            "planned_iterations": self.planned_iterations,
+        }
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """A recommended policy with its evidence, measured at its deepest rung (``rung``, runs of
+    ``rung_iters`` iterations): means over seeds of ``top1`` (best top-1 on the curve), its
+    ``top1_std``, ``top5``, ``ac``, ``cd``, ``cdac``, ``ld`` (at the best evaluation),
+    ``best_iter`` (#Iter) and ``iterations`` (trained per run: the cost). ``reached_target``:
+    every seed reached the target (None without one). ``runs``: every run of the policy, all
+    rungs. ``history``: per rung, its length, mean top-1 and iterations."""
+
+    rank: int
+    policy: str
+    kind: str
+    source: str
+    top1: float
+    top1_std: float
+    top5: float
+    ac: float
+    cd: float
+    cdac: float
+    ld: float
+    best_iter: float
+    iterations: float
+    rung: int
+    rung_iters: int
+    n_params: int
+    n_runs: int
+    n_diverged: int
+    reached_target: bool | None
+    dropped: bool
+    runs: tuple[RunRef, ...]
+    history: tuple[dict[str, Any], ...]
+
+    @property
+    def run_ids(self) -> tuple[int, ...]:
+        """Store ids of the runs at its deepest rung."""
+        return tuple(r.run_id for r in self.runs if r.rung == self.rung and r.run_id is not None)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: _num(getattr(self, k)) for k in (
+            "rank", "policy", "kind", "source", "top1", "top1_std", "top5", "ac", "cd", "cdac",
+            "ld", "best_iter", "iterations", "rung", "rung_iters", "n_params", "n_runs",
+            "n_diverged", "reached_target", "dropped")}
+        out["run_ids"] = list(self.run_ids)
+        out["history"] = [dict(h) for h in self.history]
+        out["runs"] = [r.to_dict() for r in self.runs]
+        return out
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    """The outcome of :func:`tune`: ``recommendations`` best first, ``iterations_spent`` (range
+    test included, <= ``budget``), the ``range_test`` (None when skipped), the ``bounds`` the
+    candidates came from, the ``candidates``, the ``plan`` and the ``rungs`` as they ran.
+    ``runs``: every RunResult (not in ``to_dict``)."""
+
+    task: Task
+    budget: int
+    goal: str
+    target_accuracy: float | None
+    seeds: tuple[int, ...]
+    eta: int
+    min_iters: int
+    epoch_iters: int
+    iterations_spent: int
+    range_iterations: int
+    bounds: tuple[float, float] | None
+    range_test: FixRangeResult | None
+    candidates: tuple[Candidate, ...]
+    plan: tuple[RungPlan, ...]
+    rungs: tuple[Rung, ...]
+    recommendations: tuple[Recommendation, ...]
+    wall_time: float
+    warnings: tuple[str, ...] = ()
+    runs: tuple[RunResult, ...] = field(default=(), repr=False, compare=False)
+
+    @property
+    def best(self) -> Recommendation | None:
+        """The first recommendation (None when there is none)."""
+        return self.recommendations[0] if self.recommendations else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (NaN as None)."""
+        return {
+            "task": self.task.model_dump(),
+            "budget": self.budget,
+            "iterations_spent": self.iterations_spent,
+            "range_iterations": self.range_iterations,
+            "goal": self.goal,
+            "target_accuracy": self.target_accuracy,
+            "seeds": list(self.seeds),
+            "eta": self.eta,
+            "min_iters": self.min_iters,
+            "epoch_iters": self.epoch_iters,
+            "bounds": list(self.bounds) if self.bounds else None,
+            "recommendations": [r.to_dict() for r in self.recommendations],
+            "rungs": [r.to_dict() for r in self.rungs],
+            "plan": [p.to_dict() for p in self.plan],
+            "candidates": [c.to_dict() for c in self.candidates],
+            "range_test": self.range_test.to_dict() if self.range_test is not None else None,
+            "wall_time": self.wall_time,
+            "warnings": list(self.warnings),
+        }
+
+
+# -- validation ---------------------------------------------------------------------------------
+def _whole(value: Any, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be a whole number >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _seed_list(seeds: Any) -> tuple[int, ...]:
+    if isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
+        return tuple(range(_whole(seeds, "seeds", 1)))
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Iterable):
+        raise ValueError(f"seeds must be a count >= 1 or a list of seeds, got {seeds!r}")
+    out = tuple(_whole(s, "seeds[]", 0) for s in seeds)
+    if not out:
+        raise ValueError("seeds must hold at least one seed")
+    if len(set(out)) != len(out):
+        raise ValueError(f"seeds must not repeat, got {list(out)}")
+    return out
+
+
+def _target(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+            or not 0 < float(value) <= 1:
+        raise ValueError(f"target_accuracy must be a number in (0, 1], got {value!r}")
+    return float(value)
+
+
+def _warm(warm_start: Any) -> list[str]:
+    if warm_start is None:
+        return []
+    if isinstance(warm_start, str) or not isinstance(warm_start, Iterable):
+        raise ValueError(f"warm_start must be a list of policies in notation, got {warm_start!r}")
+    out: list[str] = []
+    for i, text in enumerate(warm_start):
+        try:
+            notation = str(parse(text) if isinstance(text, str) else text)
+            parse(notation)
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"warm_start[{i}]: {e}") from None
+        if notation not in out:
+            out.append(notation)
+    return out
+
+
+def range_test_iters(budget: int, *, epoch: int, full: int, seeds: int = 1,
+                     fraction: float = RANGE_FRACTION) -> int:
+    """Iterations per range-test run: ``min(5 epochs, full, fraction * budget / (13 * seeds))``
+    (13: the most LRs the test can try), so that the test spends at most ``fraction`` of the
+    budget. 0 when not even 1 iteration fits.
+
+    >>> range_test_iters(6000, epoch=42, full=1000), range_test_iters(10**6, epoch=42, full=1000)
+    (92, 210)
+    """
+    share = int(fraction * budget) // (RANGE_MAX_LRS * seeds)
+    return max(0, min(FIX_EPOCHS * epoch, full, share))
+
+
+# -- running and bookkeeping --------------------------------------------------------------------
+class BudgetError(RuntimeError):
+    """A run would have overshot the budget (a bug: the plan prevents it)."""
+
+
+def _train_job(task: Task, policy: str, seed: int, target: float | None, threads: int | None,
+               data_root: str | None, device: Any) -> RunResult:
+    """One run of the default evaluator in a worker process."""
+    from lrbench.trainer import train
+
+    return train(task, policy, seed, threads=threads, data_root=data_root, device=device,
+                 target_accuracy=target)
+
+
+class _Session:
+    """Runs jobs through ``evaluate``, keeps the budget, records in the store, reports."""
+
+    def __init__(self, *, budget: int, evaluate: Evaluate | None, store: Any, info: Any,
+                 workers: int, threads: int | None, data_root: str | None, device: Any,
+                 report: Callable[[TuneEvent], Any] | None) -> None:
+        self.budget = budget
+        self.spent = 0
+        self.reserved = 0
+        self.custom = evaluate
+        self.store = store
+        self.info = info
+        self.workers = workers
+        self.threads = threads
+        self.data_root = data_root
+        self.device = device
+        self.report = report
+        self.results: list[RunResult] = []
+        self.run_ids: dict[int, int | None] = {}  # id(result) -> run id in the store
+        self._pool: Any = None
+
+    # budget
+    @property
+    def left(self) -> int:
+        return self.budget - self.spent - self.reserved
+
+    def _reserve(self, n: int) -> None:
+        if n > self.left:
+            raise BudgetError(f"a run of {n} iterations would overshoot the budget "
+                              f"({self.spent} spent, {self.reserved} reserved of {self.budget})")
+        self.reserved += n
+
+    def _settle(self, reserved: int, result: Any) -> RunResult:
+        from lrbench.results import RunResult
+
+        self.reserved -= reserved
+        if not isinstance(result, RunResult):
+            raise ValueError(f"evaluate must return a RunResult, got {type(result).__name__}")
+        got = int(result.iterations)
+        if not 0 <= got <= reserved:
+            self.spent += reserved  # what it may have cost: keeps the cap honest
+            raise ValueError(f"evaluate trained {got} iterations for a run of {reserved}")
+        self.spent += got
+        return result
+
+    # running
+    def _evaluate(self, task: Task, policy: str, seed: int, target: float | None) -> Any:
+        if self.custom is not None:
+            return self.custom(task, policy, seed, target)
+        return _train_job(task, policy, seed, target, self.threads, self.data_root, self.device)
+
+    def _event(self, phase: str, rung: int | None, task: Task, policy: str, seed: int,
+               result: RunResult | None) -> None:
+        if self.report is not None:
+            self.report(TuneEvent(phase, rung, task.max_iters, policy, seed, result,
+                                  self.spent, self.budget))
+
+    def _finish(self, result: RunResult) -> RunResult:
+        run_id = None
+        if self.store is not None:
+            run_id = self.store.record(result, dataset_info=self.info)
+        self.results.append(result)
+        self.run_ids[id(result)] = run_id
+        return result
+
+    def run(self, task: Task, policy: str, seed: int, target: float | None, *,
+            phase: str = "rung", rung: int | None = None) -> RunResult:
+        """One run, in this process."""
+        self._reserve(task.max_iters)
+        self._event(phase, rung, task, policy, seed, None)
+        try:
+            raw = self._evaluate(task, policy, seed, target)
+        except BaseException:
+            self.reserved -= task.max_iters
+            raise
+        result = self._finish(self._settle(task.max_iters, raw))
+        self._event(phase, rung, task, policy, seed, result)
+        return result
+
+    def run_many(self, jobs: Sequence[tuple[Task, str, int, float | None]], *, rung: int
+                 ) -> list[RunResult]:
+        """Several runs (a rung), ``workers`` at a time; results in the order of ``jobs``."""
+        if self.workers == 1 or len(jobs) <= 1:
+            return [self.run(*job, rung=rung) for job in jobs]
+        for task, *_ in jobs:  # every run's length is reserved before any starts
+            self._reserve(task.max_iters)
+        pool = self._executor()
+        futures = []
+        try:
+            for task, policy, seed, target in jobs:
+                self._event("rung", rung, task, policy, seed, None)
+                if self.custom is not None:
+                    futures.append(pool.submit(self.custom, task, policy, seed, target))
+                else:
+                    futures.append(pool.submit(_train_job, task, policy, seed, target,
+                                               self.threads or 1, self.data_root, self.device))
+            out = []
+            for (task, policy, seed, _), fut in zip(jobs, futures):
+                result = self._finish(self._settle(task.max_iters, fut.result()))
+                out.append(result)
+                self._event("rung", rung, task, policy, seed, result)
+            return out
+        finally:
+            for f in futures:
+                f.cancel()
+            self.reserved = 0  # nothing is in flight any more (the pool is shut down on error)
+
+    def _executor(self) -> Any:
+        if self._pool is None:
+            import concurrent.futures as cf
+
+            if self.custom is not None:  # a caller's evaluate may not pickle: threads
+                self._pool = cf.ThreadPoolExecutor(self.workers)
+            else:
+                import multiprocessing
+
+                self._pool = cf.ProcessPoolExecutor(
+                    self.workers, mp_context=multiprocessing.get_context("spawn"))
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def range_train(self, task: Task, policy: Any, seed: int, **_: Any) -> RunResult:
+        """``fix_range_test``'s ``train_fn``: a range-test run through the budget."""
+        return self.run(task, str(policy), seed, None, phase="range")
+
+
+def _best_top1(run: RunResult) -> float | None:
+    best = run.best
+    return None if best is None else best.top1
+
+
+def _ref(run: RunResult, rung: int, iters: int, run_id: int | None, reused: bool) -> RunRef:
+    best = run.best
+    return RunRef(policy=run.policy, seed=run.seed, rung=rung, iters=iters,
+                  iterations=int(run.iterations), top1=None if best is None else best.top1,
+                  best_iter=None if best is None else best.iteration, status=run.status,
+                  stop_reason=run.stop_reason, run_id=run_id, reused=reused)
+
+
+def _f(x: float, missing: float) -> float:
+    return x if math.isfinite(x) else missing
+
+
+class _Entry:
+    """A candidate's evidence at one rung."""
+
+    def __init__(self, rung: int, iters: int, runs: list[RunResult], refs: list[RunRef],
+                 stats: PolicyStats | None, reached: bool | None) -> None:
+        self.rung, self.iters, self.runs, self.refs = rung, iters, runs, refs
+        self.stats, self.reached = stats, reached
+
+    def key(self, goal: str, order: int) -> tuple[Any, ...]:
+        s = self.stats
+        if s is None or s.n_runs == 0:  # every run failed: last
+            return (2, math.inf, math.inf, math.inf, order)
+        top1 = _f(s.top1_mean, -math.inf)
+        iters = _f(s.iterations_mean, math.inf)
+        best_iter = _f(s.best_iter_mean, math.inf)
+        if goal == "cost":
+            if self.reached:
+                return (0, iters, -top1, best_iter, order)
+            return (1, -top1, iters, best_iter, order)
+        return (0, -top1, iters, best_iter, order)
+
+
+# -- the tuner ----------------------------------------------------------------------------------
+def tune(
+    task: Task | str,
+    budget: int,
+    *,
+    goal: Goal = "accuracy",
+    target_accuracy: float | None = None,
+    seeds: int | Sequence[int] = 1,
+    store: Any = None,
+    warm_start: Sequence[str] = (),
+    bounds: tuple[float, float] | None = None,
+    eta: int = DEFAULT_ETA,
+    min_iters: int | None = None,
+    top: int = DEFAULT_TOP,
+    workers: int = 1,
+    range_fraction: float = RANGE_FRACTION,
+    epoch_iters: int | None = None,
+    threads: int | None = None,
+    data_root: str | None = None,
+    device: Any = None,
+    progress: bool | Callable[[TuneEvent], Any] = True,
+    evaluate: Evaluate | None = None,
+) -> TuneResult:
+    """Find good LR policies for ``task`` within ``budget`` training iterations (module doc).
+
+    ``goal``: 'accuracy' (highest top-1) or 'cost' (fewest iterations to reach
+    ``target_accuracy``, which it needs). ``seeds``: a count K (seeds 0..K-1) or a list; every
+    candidate runs every seed and scores their mean. ``store``: a Store or URL; every run is
+    recorded. ``warm_start``: policies (notation) tried first; with them, or with ``bounds``
+    (a good FIX range ``(lo, hi)`` whose candidates are added), no range test is run.
+    ``eta``: the halving factor. ``min_iters``: the shortest rung (default half an epoch).
+    ``top``: recommendations kept. ``workers``: runs of a rung at once (processes; threads for a
+    custom ``evaluate``). ``range_fraction``: the range test's most share of the budget (at most
+    0.5). ``epoch_iters``: iterations per epoch (default: training samples // batch size).
+    ``threads``, ``data_root``, ``device``: as :func:`lrbench.trainer.train`. ``progress``: True
+    for a progress bar on stderr, or a callable taking each :class:`TuneEvent`. ``evaluate``:
+    ``evaluate(task, policy, seed, target_accuracy) -> RunResult`` instead of training (tests,
+    other trainers); ``task.max_iters`` is the run's length. ValueError naming the parameter for
+    bad input, or when the budget cannot pay for the range test.
+
+    >>> r = tune("digits-mlp", 6000, threads=1, progress=False)        # doctest: +SKIP
+    >>> [(x.policy, round(x.top1, 3)) for x in r.recommendations[:2]]   # doctest: +SKIP
+    """
+    t_start = time.perf_counter()
+    base = as_task(task)
+    budget = _whole(budget, "budget", 1)
+    if goal not in GOALS:
+        raise ValueError(f"goal must be one of {', '.join(GOALS)}, got {goal!r}")
+    target = _target(target_accuracy)
+    if goal == "cost" and target is None:
+        raise ValueError("goal='cost' needs target_accuracy: the accuracy to reach at the "
+                         "lowest cost")
+    seed_list = _seed_list(seeds)
+    n_seeds = len(seed_list)
+    warm = _warm(warm_start)
+    good = check_bounds(bounds) if bounds is not None else None
+    eta = _whole(eta, "eta", 2)
+    if min_iters is not None:
+        min_iters = _whole(min_iters, "min_iters", 1)
+    top = _whole(top, "top", 1)
+    workers = _whole(workers, "workers", 1)
+    if isinstance(range_fraction, bool) or not isinstance(range_fraction, numbers.Real) \
+            or not 0 < range_fraction <= 0.5:
+        raise ValueError(f"range_fraction must be a number in (0, 0.5], got {range_fraction!r}")
+    if epoch_iters is not None:
+        epoch_iters = _whole(epoch_iters, "epoch_iters", 1)
+    if evaluate is not None and not callable(evaluate):
+        raise ValueError("evaluate must be a callable (task, policy, seed, target_accuracy)")
+    if not (isinstance(progress, bool) or callable(progress)):
+        raise ValueError("progress must be True, False or a callable taking a TuneEvent")
+    if budget < n_seeds:
+        raise ValueError(f"budget must be at least one iteration per seed ({n_seeds}), "
+                         f"got {budget}")
+
+    info = None
+    if epoch_iters is None:
+        from lrbench.data import load_dataset
+
+        info = load_dataset(base.dataset, root=data_root).info
+        epoch_iters = max(1, info.n_train // base.batch_size)
+    full = base.max_iters
+    if min_iters is None:
+        min_iters = max(1, round(epoch_iters / 2))
+    run_range = good is None and not warm
+    rt_iters = 0
+    if run_range:
+        rt_iters = range_test_iters(budget, epoch=epoch_iters, full=full, seeds=n_seeds,
+                                    fraction=float(range_fraction))
+        shortest = min(min_iters, full)
+        if rt_iters < shortest:
+            need = math.ceil(RANGE_MAX_LRS * n_seeds * shortest / float(range_fraction))
+            raise ValueError(f"budget={budget} is too small for the range test (up to "
+                             f"{RANGE_MAX_LRS} LRs x {n_seeds} seed(s), runs of at least "
+                             f"{shortest} iterations, at most {range_fraction:g} of it): give "
+                             f"at least {need}, or bounds or warm_start")
+
+    own_store = None
+    if isinstance(store, (str, Path)):
+        from lrbench.store import Store
+
+        store = own_store = Store.open(str(store))
+    bar = _Bar(budget) if progress is True else None
+    report = bar if bar is not None else (progress if callable(progress) else None)
+    session = _Session(budget=budget, evaluate=evaluate, store=store, info=info,
+                       workers=workers, threads=threads, data_root=data_root, device=device,
+                       report=report)
+    warnings: list[str] = []
+    try:
+        if bar is not None:
+            bar.start()
+        # 1. the range test and 2. the candidates
+        candidates = [Candidate(p, parse(p).kind, "warm_start") for p in warm]
+        range_result: FixRangeResult | None = None
+        if good is not None:
+            candidates += generate_candidates(good, epoch=epoch_iters, length=max(2, full),
+                                              source="bounds")
+        elif run_range:
+            range_result = fix_range_test(base, iters=rt_iters, seeds=seed_list,
+                                          train_fn=session.range_train)
+            warnings += [f"range test: {w}" for w in range_result.warnings]
+            if range_result.good_range is not None:
+                good = range_result.good_range
+                candidates += generate_candidates(good, epoch=epoch_iters, length=max(2, full),
+                                                  best_lr=range_result.best_lr)
+        seen: set[str] = set()
+        candidates = [c for c in candidates if not (c.policy in seen or seen.add(c.policy))]
+        range_spent = session.spent
+
+        # 3. successive halving
+        plan = plan_rungs(len(candidates), full, session.left, eta=eta, min_iters=min_iters,
+                          seeds=n_seeds) if candidates else ()
+        if plan and plan[0].candidates < len(candidates):
+            warnings.append(f"the budget pays for {plan[0].candidates} of {len(candidates)} "
+                            f"candidates at {plan[0].iters} iterations; the rest were not tried")
+        if plan and plan[-1].iters < full:
+            warnings.append(f"the budget does not reach the full length: the longest runs are "
+                            f"{plan[-1].iters} of {full} iterations")
+        if not candidates:
+            warnings.append("no candidate policies: the range test found no LR that trains")
+        rungs, entries, dropped_at = _halving(
+            session, base, candidates, plan, seed_list, target, goal, warnings)
+    finally:
+        if bar is not None:
+            bar.stop()
+        session.close()
+        if own_store is not None:
+            own_store.close()
+
+    recs = _recommend(candidates, entries, dropped_at, goal, target, top)
+    if target is not None and recs and not recs[0].reached_target:
+        warnings.append(f"no candidate reached the target accuracy {target:g}")
+    return TuneResult(
+        task=base, budget=budget, goal=goal, target_accuracy=target, seeds=seed_list, eta=eta,
+        min_iters=min_iters, epoch_iters=epoch_iters, iterations_spent=session.spent,
+        range_iterations=range_spent, bounds=good, range_test=range_result,
+        candidates=tuple(candidates), plan=tuple(plan), rungs=tuple(rungs),
+        recommendations=tuple(recs), wall_time=time.perf_counter() - t_start,
+        warnings=tuple(warnings), runs=tuple(session.results),
+    )
+
+
+def _halving(
+    session: _Session, base: Task, candidates: Sequence[Candidate], plan: Sequence[RungPlan],
+    seed_list: tuple[int, ...], target: float | None, goal: str, warnings: list[str],
+) -> tuple[list[Rung], dict[int, list[_Entry]], dict[int, int]]:
+    """Run the plan's rungs; per candidate index, its evidence per rung; where each was dropped."""
+    from lrbench.ranking import summarize
+
+    rungs: list[Rung] = []
+    entries: dict[int, list[_Entry]] = {}
+    dropped_at: dict[int, int] = {}
+    if not plan:
+        return rungs, entries, dropped_at
+    alive = list(range(plan[0].candidates))
+    horizon = plan[-1].iters
+    final: dict[tuple[int, int], tuple[RunResult, int]] = {}  # stopped early: (run, its rung)
+    prev_iters = 0
+    for k, rp in enumerate(plan):
+        iters = rp.iters
+        todo = [(c, s) for c in alive for s in seed_list if (c, s) not in final]
+        if len(todo) * iters > session.left:  # cannot happen with an honest evaluate
+            iters = session.left // max(1, len(todo))
+            if iters <= prev_iters:
+                warnings.append(f"rung {k} skipped: the budget left ({session.left}) cannot "
+                                f"pay for it")
+                break
+            warnings.append(f"rung {k} shortened to {iters} iterations to fit the budget")
+        rung_task = base.replace(max_iters=iters, eval_every=min(base.eval_every, iters))
+        spent_before = session.spent
+        trained = session.run_many(
+            [(rung_task, candidates[c].policy, s, target) for c, s in todo], rung=k)
+        got = dict(zip(todo, trained))
+        rung_runs: list[RunResult] = []
+        per: dict[int, tuple[list[RunResult], list[RunRef]]] = {}
+        for c in alive:
+            runs, refs = per.setdefault(c, ([], []))
+            for s in seed_list:
+                if (c, s) in got:
+                    r = got[(c, s)]
+                    refs.append(_ref(r, k, iters, session.run_ids.get(id(r)), False))
+                    if r.stop_reason in ("target", "diverged") and r.iterations < iters:
+                        final[(c, s)] = (r, k)
+                else:
+                    r, _ = final[(c, s)]
+                    refs.append(_ref(r, k, iters, session.run_ids.get(id(r)), True))
+                # the runs of one rung are runs of one task (an early stop is the same run)
+                r = dataclasses.replace(r, task=rung_task, policy=candidates[c].policy)
+                runs.append(r)
+                rung_runs.append(r)
+        stats = {s.policy: s for s in summarize(rung_runs)}
+        for c in alive:
+            runs, refs = per[c]
+            reached = None
+            if target is not None:
+                tops = [_best_top1(r) for r in runs]
+                reached = all(t is not None and t >= target for t in tops)
+            entries.setdefault(c, []).append(
+                _Entry(k, iters, runs, refs, stats.get(candidates[c].policy), reached))
+        ranked = sorted(alive, key=lambda c: entries[c][-1].key(goal, c))
+        last = k == len(plan) - 1
+        dropped: list[int] = []
+        if target is not None and not last:
+            dropped = [c for c in ranked
+                       if not entries[c][-1].reached and should_drop(per[c][0], target, horizon)]
+            for c in dropped:
+                dropped_at[c] = k
+        survivors = [] if last else [c for c in ranked if c not in dropped][
+            :plan[k + 1].candidates]
+        rungs.append(Rung(
+            index=k, iters=iters, candidates=tuple(candidates[c].policy for c in alive),
+            survivors=tuple(candidates[c].policy for c in survivors),
+            dropped=tuple(candidates[c].policy for c in dropped),
+            iterations_spent=session.spent - spent_before,
+            planned_iterations=plan_cost([RungPlan(iters, len(alive))], len(seed_list)),
+        ))
+        if not last and not survivors:
+            warnings.append(f"every candidate left after rung {k} was dropped: by its learning "
+                            f"curve none can reach the target within {horizon} iterations")
+            break
+        alive = survivors
+        prev_iters = iters
+    return rungs, entries, dropped_at
+
+
+def _recommend(candidates: Sequence[Candidate], entries: dict[int, list[_Entry]],
+               dropped_at: dict[int, int], goal: str, target: float | None, top: int
+               ) -> list[Recommendation]:
+    """Every evaluated candidate with a usable run: deepest rung first, then not dropped, then
+    the rung's ranking; the first ``top``."""
+    usable = [c for c, es in entries.items()
+              if es[-1].stats is not None and es[-1].stats.n_runs > 0]
+    order = sorted(usable, key=lambda c: (-entries[c][-1].rung, c in dropped_at,
+                                          entries[c][-1].key(goal, c)))
+    out = []
+    for rank, c in enumerate(order[:top], start=1):
+        es = entries[c]
+        e = es[-1]
+        s = e.stats
+        assert s is not None
+        out.append(Recommendation(
+            rank=rank, policy=candidates[c].policy, kind=candidates[c].kind,
+            source=candidates[c].source, top1=s.top1_mean, top1_std=s.top1_std,
+            top5=s.top5_mean, ac=s.ac_mean, cd=s.cd_mean, cdac=s.cdac_mean, ld=s.ld_mean,
+            best_iter=s.best_iter_mean, iterations=s.iterations_mean, rung=e.rung,
+            rung_iters=e.iters, n_params=s.n_params, n_runs=s.n_runs, n_diverged=s.n_diverged,
+            reached_target=e.reached, dropped=c in dropped_at,
+            runs=tuple(ref for x in es for ref in x.refs),
+            history=tuple({"rung": x.rung, "iters": x.iters,
+                           "top1": _num(x.stats.top1_mean) if x.stats else None,
+                           "iterations": _num(x.stats.iterations_mean) if x.stats else None}
+                          for x in es),
+        ))
+    return out
+
+
+class _Bar:
+    """A rich progress bar on stderr: iterations spent of the budget, the run in progress."""
+
+    def __init__(self, budget: int) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(),
+            TextColumn("{task.completed:,.0f}/{task.total:,.0f} iterations"),
+            TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+        self.task = self.progress.add_task("tuning", total=budget)
+
+    def start(self) -> None:
+        self.progress.start()
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+    def __call__(self, ev: TuneEvent) -> None:
+        where = "range test" if ev.phase == "range" else f"rung {ev.rung}"
+        self.progress.update(self.task, completed=ev.iterations_spent,
+                             description=f"{where} ({ev.iters} it): {ev.policy} seed {ev.seed}")

@@ -1,0 +1,527 @@
+"""``lrbench tune`` (lrbench.tuning.tune): candidates, the rung plan, successive-halving
+bookkeeping, the hard budget, target accuracy, the drop rule, the store and the CLI.
+
+Most tests inject a cheap fake ``evaluate`` (a made-up learning curve per policy, no torch) so
+that the bookkeeping can be checked exactly and over many budgets; the last ones run the real
+trainer on digits-mlp end to end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import subprocess
+import sys
+import time
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lrbench.policies import parse
+from lrbench.results import CurvePoint, RunResult
+from lrbench.tasks import get_task
+from lrbench.tuning.candidates import (
+    CYCLIC_FUNCTIONS,
+    DECAYING_FUNCTIONS,
+    cyclic_lengths,
+    generate_candidates,
+)
+from lrbench.tuning.halving import (
+    RungPlan,
+    plan_cost,
+    plan_rungs,
+    predicted_top1,
+    should_drop,
+)
+from lrbench.tuning.tune import RANGE_MAX_LRS, range_test_iters, tune
+
+TASK = get_task("digits-mlp")  # max_iters 1000, eval_every 50
+EPOCH = 42  # digits: 1347 training samples // batch 32
+
+
+# -- a fake world: made-up learning curves, no training ------------------------------------------
+def _hash01(text: str) -> float:
+    return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+
+
+class Fake:
+    """``evaluate(task, policy, seed, target)``: top-1 at iteration t is
+    ``q * (1 - exp(-t / tau)) + 0.001 * seed``, evaluated every ``task.eval_every`` and at
+    ``max_iters``; a run stops at the first evaluation reaching ``target``. FIX(k0) has a
+    range-test-like q peaking at 0.05 and diverges at step 3 for k0 >= 1; other policies get
+    q in [0.5, 0.95] from a hash of their notation, unless ``quality`` says otherwise.
+    A run of length r is exactly the first r iterations of a longer one, as on the CPU."""
+
+    def __init__(self, quality=None, tau=None, default_tau=150.0):
+        self.quality = quality or {}
+        self.taus = tau or {}
+        self.default_tau = default_tau
+        self.calls: list[tuple[int, str, int]] = []
+        self.trained: list[int] = []
+
+    def q(self, policy: str) -> float:
+        if policy in self.quality:
+            return self.quality[policy]
+        p = parse(policy)
+        if p.name == "FIX":
+            return max(0.1, 0.95 - 0.15 * abs(math.log10(p.params["k0"] / 0.05)))
+        return 0.5 + 0.45 * _hash01(policy)
+
+    def tau(self, policy: str) -> float:
+        return self.taus.get(policy, self.default_tau)
+
+    def top1(self, policy: str, seed: int, t: int) -> float:
+        return self.q(policy) * (1 - math.exp(-t / self.tau(policy))) + 0.001 * seed
+
+    def __call__(self, task, policy, seed, target):
+        self.calls.append((task.max_iters, policy, seed))
+        length, every = task.max_iters, task.eval_every
+        p = parse(policy)
+        diverge = 3 if p.name == "FIX" and p.params["k0"] >= 1 else None
+        points, status, reason, iters = [], "done", "max_iters", length
+        for t in sorted({*range(every, length + 1, every), length}):
+            if diverge is not None and t >= diverge:
+                status, reason, iters = "diverged", "diverged", diverge
+                break
+            a = self.top1(policy, seed, t)
+            points.append(CurvePoint(t, 0.1, 0.5, 0.6, a, min(1.0, a + 0.02), 0.8, 0.1, 0.1))
+            if target is not None and a >= target:
+                reason, iters = "target", t
+                break
+        self.trained.append(iters)
+        return RunResult(task=task, policy=policy, seed=seed, status=status, stop_reason=reason,
+                         iterations=iters, curve=tuple(points), n_params=p.n_params)
+
+
+def fake_tune(budget, fake=None, **kwargs):
+    kwargs.setdefault("epoch_iters", EPOCH)
+    kwargs.setdefault("progress", False)
+    fake = fake if fake is not None else Fake()
+    return tune(kwargs.pop("task", TASK), budget, evaluate=fake, **kwargs), fake
+
+
+# -- candidates ----------------------------------------------------------------------------------
+def test_candidates_from_a_range():
+    cs = generate_candidates((0.03, 0.1), epoch=EPOCH, length=1000, best_lr=0.05)
+    by_name: dict[str, list] = {}
+    for c in cs:
+        p = parse(c.policy)
+        assert str(p) == c.policy and c.kind == p.kind and c.source == "range"
+        by_name.setdefault(p.name, []).append(p)
+    # every family: FIX, the composite, the 7 cyclic and 5 decaying functions
+    assert set(by_name) == {"FIX", "COMPOSITE", *CYCLIC_FUNCTIONS, *DECAYING_FUNCTIONS}
+    assert {c.kind for c in cs} == {"fixed", "composite", "cyclic", "decaying"}
+    assert len(cs) == len({c.policy for c in cs}) == 1 + 1 + 7 * 3 + 5
+    assert cs[0].policy == "FIX(k0=0.05)"
+    for name in CYCLIC_FUNCTIONS:  # k0 a decade below the range, k1 its top, l = 2, 4, 8 epochs
+        ps = by_name[name]
+        assert [p.params["l"] for p in ps] == [2 * EPOCH, 4 * EPOCH, 8 * EPOCH]
+        assert all(p.params["k0"] == 0.003 and p.params["k1"] == 0.1 for p in ps)
+        if name in ("TRIEXP", "SINEXP"):
+            assert all(abs(p.params["gamma"] ** 1000 - 0.01) < 1e-4 for p in ps)
+    for name in DECAYING_FUNCTIONS:  # from the top of the range
+        assert by_name[name][0].params["k0"] == 0.1
+    assert by_name["NSTEP"][0].params["l"] == (500, 750)
+    assert by_name["STEP"][0].params["l"] == 200
+    assert by_name["POLY"][0].params["l"] == 1000
+    assert abs(by_name["EXP"][0](1000) - 0.001) < 1e-6  # decays to 1% at the full length
+    comp = by_name["COMPOSITE"][0]  # warm-up over one epoch, then cosine to 0 at the end
+    assert comp(0) == pytest.approx(0.003) and comp(EPOCH) == pytest.approx(0.1)
+    assert comp(999) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_candidates_default_fix_and_short_tasks():
+    cs = generate_candidates((0.01, 1.0), epoch=100, length=300)
+    assert cs[0].policy == "FIX(k0=0.1)"  # the geometric middle of the range
+    assert cyclic_lengths(100, 300) == (150,)  # no multiple of 2 epochs fits: half the length
+    assert {parse(c.policy).params.get("l") for c in cs if c.kind == "cyclic"} == {150}
+    assert cyclic_lengths(42, 1000, (1, 3)) == (42, 126)
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(bounds=(0.1, 0.01)), "bounds"),
+    (dict(bounds=(0.0, 0.1)), r"bounds\[0\]"),
+    (dict(bounds=(0.1,)), "bounds"),
+    (dict(bounds="0.1"), "bounds"),
+    (dict(epoch=0), "epoch"),
+    (dict(length=1), "length"),
+    (dict(best_lr=-1.0), "best_lr"),
+    (dict(multiples=()), "multiples"),
+])
+def test_candidates_bad_input(kwargs, name):
+    args = dict(bounds=(0.01, 0.1), epoch=10, length=100) | kwargs
+    bounds = args.pop("bounds")
+    with pytest.raises(ValueError, match=name):
+        generate_candidates(bounds, **args)
+
+
+# -- the rung plan -------------------------------------------------------------------------------
+def test_plan_is_successive_halving_when_affordable():
+    plan = plan_rungs(28, 1000, 10**7, eta=3, min_iters=42)
+    assert [(r.iters, r.candidates) for r in plan] == [(111, 28), (333, 9), (1000, 3)]
+    plan = plan_rungs(27, 810, 10**7, eta=3, min_iters=10)
+    assert [(r.iters, r.candidates) for r in plan] == [(30, 27), (90, 9), (270, 3), (810, 1)]
+    # a smaller budget shrinks every rung together
+    small = plan_rungs(27, 810, 2000, eta=3, min_iters=10, seeds=2)
+    assert plan_cost(small, 2) <= 2000 and small[-1].iters < 810
+    assert plan_rungs(5, 100, 0) == () and plan_rungs(5, 100, 2, seeds=3) == ()
+
+
+def test_plan_when_not_every_candidate_fits():
+    plan = plan_rungs(28, 1000, 100, eta=3, min_iters=21)  # 4 runs of 21 at most
+    assert plan[0].candidates == 4 and plan[0].iters >= 21 and plan_cost(plan) <= 100
+    assert plan_rungs(28, 1000, 10, eta=3, min_iters=21) == (RungPlan(10, 1),)
+
+
+@settings(max_examples=300, deadline=None)
+@given(n=st.integers(1, 60), full=st.integers(1, 5000), budget=st.integers(0, 200_000),
+       eta=st.integers(2, 5), min_iters=st.integers(1, 500), seeds=st.integers(1, 3))
+def test_plan_properties(n, full, budget, eta, min_iters, seeds):
+    plan = plan_rungs(n, full, budget, eta=eta, min_iters=min_iters, seeds=seeds)
+    assert plan_cost(plan, seeds) <= budget
+    if budget >= seeds:
+        assert plan, "something always runs when one iteration per seed fits"
+    for a, b in zip(plan, plan[1:]):
+        assert a.iters < b.iters <= full
+        assert b.candidates == max(1, a.candidates // eta)
+        assert abs(b.iters - eta * a.iters) <= eta  # eta times longer, up to rounding
+    if plan:
+        assert plan[-1].iters <= full and plan[0].candidates <= n
+        if plan[0].candidates == n and len(plan) > 1:
+            assert plan[0].iters >= min(min_iters, full)
+
+
+# -- the drop rule -------------------------------------------------------------------------------
+def _run(points, status="done"):
+    curve = tuple(CurvePoint(t, 0.1, 0.5, 0.5, a, a, 0.5, 0.1, 0.1) for t, a in points)
+    return RunResult(task=TASK, policy="FIX(k0=0.1)", seed=0, status=status,
+                     stop_reason="diverged" if status == "diverged" else "max_iters",
+                     iterations=points[-1][0] if points else 3, curve=curve)
+
+
+def test_predicted_top1_extrapolates_the_last_slope():
+    assert predicted_top1(_run([(100, 0.5), (200, 0.6)]), 1000) == pytest.approx(1.4)
+    assert predicted_top1(_run([(100, 0.5), (200, 0.6)]), 200) == pytest.approx(0.6)
+    assert predicted_top1(_run([(50, 0.3), (100, 0.7), (200, 0.6)]), 1000) == 0.7  # falling
+    assert predicted_top1(_run([(100, 0.5)]), 1000) is None  # one point: no prediction
+    assert predicted_top1(_run([(100, 0.4)], "diverged"), 1000) == 0.4  # diverges again
+    assert predicted_top1(_run([], "diverged"), 1000) == 0.0
+    plateau = _run([(100, 0.5), (200, 0.5)])
+    assert should_drop([plateau], 0.9, 1000) and not should_drop([plateau], 0.5, 1000)
+    rising = _run([(100, 0.5), (200, 0.6)])
+    assert not should_drop([plateau, rising], 0.9, 1000)  # mean 0.95 >= 0.9
+    assert not should_drop([plateau, _run([(100, 0.5)])], 0.9, 1000)  # a seed can't predict
+
+
+# -- successive halving with the fake --------------------------------------------------------------
+def test_halving_bookkeeping_survivors_and_lengths():
+    r, fake = fake_tune(6000, seeds=2)
+    assert r.range_test is not None and r.bounds == r.range_test.good_range
+    names = [c.policy for c in r.candidates]
+    assert len(names) == 28 and len(r.rungs) >= 3
+    for k, rung in enumerate(r.rungs):
+        called = {(p, s) for it, p, s in fake.calls if it == rung.iters}
+        assert called == {(p, s) for p in rung.candidates for s in (0, 1)}  # every seed
+        if k + 1 < len(r.rungs):
+            # the best 1/eta continue, by mean top-1 at this length (ties: candidate order)
+            score = {p: sum(fake.top1(p, s, rung.iters) for s in (0, 1)) / 2
+                     for p in rung.candidates}
+            ranked = sorted(rung.candidates, key=lambda p: (-score[p], names.index(p)))
+            n_next = max(1, len(rung.candidates) // r.eta)
+            assert list(rung.survivors) == ranked[:n_next]
+            assert r.rungs[k + 1].candidates == rung.survivors
+            assert r.rungs[k + 1].iters == pytest.approx(rung.iters * r.eta, abs=r.eta)
+    assert r.rungs[0].candidates == tuple(names)
+    assert r.rungs[-1].survivors == ()
+    # recommendations: deepest rung first, then by top-1; each with its evidence
+    best = r.recommendations[0]
+    assert best.policy == r.rungs[-1].candidates[0] and best.rung == len(r.rungs) - 1
+    assert best.rung_iters == r.rungs[-1].iters and best.n_runs == 2
+    assert best.top1 == pytest.approx(
+        sum(fake.top1(best.policy, s, best.rung_iters) for s in (0, 1)) / 2)
+    assert [h["iters"] for h in best.history] == [g.iters for g in r.rungs]
+    assert {(ref.rung, ref.seed) for ref in best.runs} == {
+        (k, s) for k in range(len(r.rungs)) for s in (0, 1)}
+    assert len(r.recommendations) == 5 and [x.rank for x in r.recommendations] == [1, 2, 3, 4, 5]
+    rungs_of = [x.rung for x in r.recommendations]
+    assert rungs_of == sorted(rungs_of, reverse=True)
+
+
+def test_range_test_iterations_are_counted():
+    r, fake = fake_tune(6000)
+    rt_iters = range_test_iters(6000, epoch=EPOCH, full=1000)
+    assert r.range_test.iters == rt_iters == 1200 // RANGE_MAX_LRS
+    n_range = len(r.range_test.points)
+    range_calls = fake.calls[:n_range]
+    assert all(it == rt_iters and parse(p).name == "FIX" for it, p, _ in range_calls)
+    # FIX(k0=1) diverged after 3 steps: only what was trained counts
+    assert r.range_iterations == sum(fake.trained[:n_range]) < n_range * rt_iters
+    assert r.range_iterations == r.range_test.iterations_spent
+    assert r.iterations_spent == sum(fake.trained) == r.range_iterations + sum(
+        g.iterations_spent for g in r.rungs)
+    assert r.iterations_spent <= 6000
+    # the halving was planned with what the range test left
+    assert plan_cost(r.plan) <= 6000 - r.range_iterations
+
+
+@settings(max_examples=40, deadline=None)
+@given(budget=st.integers(1400, 60_000), seeds=st.integers(1, 2), eta=st.integers(2, 4),
+       target=st.one_of(st.none(), st.floats(0.6, 0.97)), goal=st.sampled_from(["accuracy",
+                                                                               "cost"]))
+def test_budget_is_a_hard_cap(budget, seeds, eta, target, goal):
+    if goal == "cost" and target is None:
+        target = 0.8
+    try:
+        r, fake = fake_tune(budget, seeds=seeds, eta=eta, target_accuracy=target, goal=goal)
+    except ValueError as e:  # a budget too small for the range test with 2 seeds
+        assert "budget" in str(e) and seeds == 2
+        return
+    assert r.iterations_spent == sum(fake.trained) <= budget
+    assert all(it <= 1000 for it, _, _ in fake.calls)  # no run longer than the task
+    assert r.recommendations
+
+
+def test_budget_cap_with_bounds_or_warm_start_many_budgets():
+    warm = ["SIN2(k0=0.01, k1=0.06, l=84)", "FIX(k0=0.05)", "COS(k0=0.001, k1=0.1, l=168)"]
+    for budget in [1, 2, 5, 30, 77, 100, 250, 999, 1000, 1001, 2345, 5000, 12_345]:
+        for kwargs in (dict(bounds=(0.03, 0.1)), dict(warm_start=warm)):
+            r, fake = fake_tune(budget, **kwargs)
+            assert r.range_test is None and r.range_iterations == 0
+            assert r.iterations_spent == sum(fake.trained) <= budget
+            assert r.recommendations
+
+
+def test_target_accuracy_stops_runs_and_counts_only_what_was_trained():
+    task = TASK.replace(eval_every=10)
+    r, fake = fake_tune(8000, Fake(default_tau=40.0), task=task, target_accuracy=0.8, seeds=2)
+    n_range = len(r.range_test.points) * 2
+    halving = list(zip(fake.calls[n_range:], fake.trained[n_range:]))
+    stopped = [i for i, ((it, _, _), t) in enumerate(halving) if t < it]
+    assert stopped, "some runs reach the target before the end of their rung"
+    assert r.iterations_spent == sum(fake.trained) < r.range_iterations + plan_cost(r.plan, 2)
+    # a run that stopped early is the same run at any length: it is reused, never retrained
+    for i in stopped:
+        (_, p, s), _ = halving[i]
+        assert all((q, z) != (p, s) for (_, q, z), _ in halving[i + 1:])
+    assert any(i < len(halving) - len(r.rungs[-1].candidates) * 2 for i in stopped)
+    reused = [ref for rec in r.recommendations for ref in rec.runs if ref.reused]
+    assert reused and all(ref.iterations < ref.iters for ref in reused)
+    assert r.recommendations[0].reached_target is True
+
+
+def test_drop_rule_removes_candidates_that_cannot_reach_the_target():
+    cs = generate_candidates((0.03, 0.1), epoch=EPOCH, length=1000)
+    losers = [c.policy for c in cs if parse(c.policy).name in ("TRI", "TRI2", "TRIEXP")]
+    # the losers plateau at 0.6 at once; the others climb slowly towards 0.95
+    fake = Fake(quality={p: 0.6 for p in losers} | {c.policy: 0.95 for c in cs
+                                                     if c.policy not in losers},
+                tau={p: 5.0 for p in losers})
+    r, _ = fake_tune(20_000, fake, bounds=(0.03, 0.1), target_accuracy=0.9, eta=2, top=28)
+    assert set(r.rungs[0].dropped) == set(losers)
+    assert not set(r.rungs[0].survivors) & set(losers)
+    later = {p for it, p, _ in fake.calls if it > r.rungs[0].iters}
+    assert later and not later & set(losers)
+    dropped = [x for x in r.recommendations if x.dropped]
+    assert {x.policy for x in dropped} == set(losers)
+    assert all(x.rank > y.rank for x in dropped for y in r.recommendations
+               if not y.dropped and y.rung == 0)
+
+
+def test_every_candidate_dropped_ends_early():
+    cs = generate_candidates((0.03, 0.1), epoch=EPOCH, length=1000)
+    fake = Fake(quality={c.policy: 0.5 for c in cs}, tau={c.policy: 5.0 for c in cs})
+    task = TASK.replace(eval_every=10)  # rung 0 (37 iterations) has 3 evaluations
+    r, _ = fake_tune(20_000, fake, task=task, bounds=(0.03, 0.1), target_accuracy=0.9)
+    assert len(r.rungs) == 1 and len(r.rungs[0].dropped) == 28
+    assert any("dropped" in w for w in r.warnings)
+    assert any("target" in w for w in r.warnings)
+    assert r.recommendations and all(not x.reached_target for x in r.recommendations)
+
+
+def test_goal_cost_prefers_the_cheapest_run_reaching_the_target():
+    fast, slow = "FIX(k0=0.05)", "SIN2(k0=0.01, k1=0.06, l=84)"
+    fake = Fake(quality={fast: 0.87, slow: 0.99}, tau={fast: 10.0, slow: 60.0})
+    task = TASK.replace(max_iters=900, eval_every=10)
+    kw = dict(task=task, warm_start=[fast, slow], min_iters=300, eta=3)
+    acc, _ = fake_tune(10_000, fake, **kw)
+    assert [x.policy for x in acc.recommendations][:2] == [slow, fast]
+    cost, _ = fake_tune(10_000, fake, goal="cost", target_accuracy=0.85, **kw)
+    assert cost.recommendations[0].policy == fast
+    assert cost.recommendations[0].reached_target and cost.recommendations[0].iterations < 100
+    assert cost.recommendations[0].iterations < cost.recommendations[1].iterations
+
+
+def test_warm_start_skips_the_range_test_and_comes_first():
+    warm = ["sin2(k0=1e-2, k1=0.06, l=84)", "FIX(k0=0.05)"]
+    r, fake = fake_tune(3000, warm_start=warm, bounds=(0.03, 0.1))
+    assert r.range_test is None and r.range_iterations == 0
+    assert [c.policy for c in r.candidates[:2]] == ["SIN2(k0=0.01, k1=0.06, l=84)",
+                                                   "FIX(k0=0.05)"]
+    assert [c.source for c in r.candidates[:3]] == ["warm_start", "warm_start", "bounds"]
+    only, _ = fake_tune(3000, warm_start=warm)
+    assert [c.policy for c in only.candidates] == [c.policy for c in r.candidates[:2]]
+
+
+def test_workers_give_the_same_result():
+    one, f1 = fake_tune(5000, bounds=(0.03, 0.1), seeds=2)
+    two, f2 = fake_tune(5000, bounds=(0.03, 0.1), seeds=2, workers=3)
+    strip = lambda d: {k: v for k, v in d.items() if k != "wall_time"}  # noqa: E731
+    assert strip(one.to_dict()) == strip(two.to_dict())
+    assert sorted(f1.calls) == sorted(f2.calls)
+
+
+def test_progress_events_and_json():
+    events = []
+    r, fake = fake_tune(3000, progress=events.append)
+    done = [e for e in events if e.result is not None]
+    assert len(done) == len(fake.calls) and len(events) == 2 * len(fake.calls)
+    assert done[-1].iterations_spent == r.iterations_spent
+    assert {e.phase for e in events} == {"range", "rung"}
+    d = json.loads(json.dumps(r.to_dict(), allow_nan=False))
+    assert d["iterations_spent"] == r.iterations_spent and d["budget"] == 3000
+    rec = d["recommendations"][0]
+    assert {"policy", "top1", "iterations", "best_iter", "run_ids", "runs", "rung"} <= set(rec)
+    assert [g["iters"] for g in d["rungs"]] == [g.iters for g in r.rungs]
+
+
+def test_every_run_is_stored(tmp_path):
+    from lrbench.store import Store
+
+    url = f"sqlite:///{tmp_path / 'lr.db'}"
+    r, fake = fake_tune(3000, store=url)
+    with Store.open(url) as store:
+        # one row per (task, policy, seed): a rung as long as the range test's runs trains
+        # FIX(best) again, the same run
+        assert store.counts()["runs"] == len(set(fake.calls)) and len(fake.calls) == len(r.runs)
+        best = r.recommendations[0]
+        assert best.run_ids
+        for run_id in best.run_ids:
+            got = store.load(run_id)
+            assert got.policy == best.policy and got.task.max_iters == best.rung_iters
+
+
+def test_evaluate_that_overshoots_is_an_error():
+    def liar(task, policy, seed, target):
+        return Fake()(task.replace(max_iters=task.max_iters + 5), policy, seed, None)
+
+    with pytest.raises(ValueError, match="evaluate trained"):
+        tune(TASK, 3000, bounds=(0.03, 0.1), evaluate=liar, epoch_iters=EPOCH, progress=False)
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(budget=0), "budget"),
+    (dict(budget=-5), "budget"),
+    (dict(budget=10.5), "budget"),
+    (dict(budget=True), "budget"),
+    (dict(budget=100), "budget"),  # too small for the range test
+    (dict(budget=1, seeds=2, bounds=(0.1, 1.0)), "budget"),
+    (dict(goal="fast"), "goal"),
+    (dict(goal="cost"), "target_accuracy"),
+    (dict(target_accuracy=0.0), "target_accuracy"),
+    (dict(target_accuracy=1.5), "target_accuracy"),
+    (dict(seeds=0), "seeds"),
+    (dict(seeds=[1, 1]), "seeds"),
+    (dict(eta=1), "eta"),
+    (dict(min_iters=0), "min_iters"),
+    (dict(top=0), "top"),
+    (dict(workers=0), "workers"),
+    (dict(range_fraction=0.9), "range_fraction"),
+    (dict(epoch_iters=0), "epoch_iters"),
+    (dict(warm_start=["SIN2(k0=0.1)"]), r"warm_start\[0\]"),
+    (dict(warm_start="FIX(k0=0.1)"), "warm_start"),
+    (dict(bounds=(0.1, 0.01)), "bounds"),
+    (dict(evaluate=42), "evaluate"),
+    (dict(progress="yes"), "progress"),
+])
+def test_bad_input_names_the_parameter(kwargs, name):
+    args = dict(budget=5000, epoch_iters=EPOCH, progress=False, evaluate=Fake()) | kwargs
+    budget = args.pop("budget")
+    with pytest.raises(ValueError, match=name):
+        tune(TASK, budget, **args)
+
+
+def test_tune_imports_no_framework():
+    code = ("import sys, lrbench, lrbench.tuning, lrbench.tuning.tune, lrbench.cli.tuning; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# -- the real trainer and the CLI -----------------------------------------------------------------
+from lrbench.cli import main  # noqa: E402
+
+
+def run_cli(capsys, *args):
+    with pytest.raises(SystemExit) as e:
+        main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return e.value.code, out, err
+
+
+def test_cli_table_with_real_training(capsys):
+    code, out, err = run_cli(capsys, "tune", "--task", "digits-mlp", "--budget", "700",
+                             "--bounds", "0.03,0.1", "--warm-start", "FIX(k0=0.05)",
+                             "--top", "3", "--threads", "1")
+    assert code == 0, err
+    assert "lrbench tune: digits-mlp, budget 700" in out and "policy" in out
+    assert "candidates from the given range [0.03, 0.1]" in out
+    spent = int(out.split(" of 700 training iterations")[0].split()[-1].replace(",", ""))
+    assert 0 < spent <= 700
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--budget", "1000"], "--task"),
+    (["--task", "digits-mlp"], "--budget"),
+    (["--task", "digits-mlp", "--budget", "0"], "--budget"),
+    (["--task", "digits-mlp", "--budget", "100"], "--budget"),
+    (["--task", "digits-mlp", "--budget", "5000", "--goal", "fast"], "--goal"),
+    (["--task", "digits-mlp", "--budget", "5000", "--goal", "cost"], "--target-accuracy"),
+    (["--task", "digits-mlp", "--budget", "5000", "--target-accuracy", "2"],
+     "--target-accuracy"),
+    (["--task", "digits-mlp", "--budget", "5000", "--eta", "1"], "--eta"),
+    (["--task", "digits-mlp", "--budget", "5000", "--seeds", "0"], "--seeds"),
+    (["--task", "digits-mlp", "--budget", "5000", "--bounds", "0.1"], "--bounds"),
+    (["--task", "digits-mlp", "--budget", "5000", "--bounds", "1,0.1"], "--bounds"),
+    (["--task", "digits-mlp", "--budget", "5000", "--warm-start", "NOPE(k0=1)"],
+     "--warm-start"),
+    (["--task", "nope", "--budget", "5000"], "unknown task preset"),
+])
+def test_cli_bad_input_one_line_exit_2(capsys, args, match):
+    code, out, err = run_cli(capsys, "tune", *args)
+    assert code == 2 and out == ""
+    assert err.startswith("lrbench: error:") and match in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_cli_json_end_to_end_in_a_subprocess(tmp_path):
+    from lrbench.store import Store
+
+    db = f"sqlite:///{tmp_path / 'lr.db'}"
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "lrbench.cli", "tune", "--task", "digits-mlp", "--budget", "3000",
+         "--threads", "1", "--db", db, "--json"],
+        capture_output=True, text=True, timeout=300,
+    )
+    wall = time.perf_counter() - t0
+    assert proc.returncode == 0, proc.stderr
+    d = json.loads(proc.stdout)  # exactly one JSON object on stdout
+    assert {"recommendations", "iterations_spent", "budget", "rungs", "range_test"} <= set(d)
+    assert 0 < d["iterations_spent"] <= 3000 and d["budget"] == 3000
+    recs = d["recommendations"]
+    assert recs and all({"policy", "top1", "iterations", "run_ids"} <= set(x) for x in recs)
+    for x in recs:
+        parse(x["policy"])
+    assert recs[0]["top1"] > 0.85  # digits-mlp trains to ~0.97; the best of the tuner is good
+    assert d["range_test"]["good_range"] and d["range_iterations"] > 0
+    with Store.open(db) as store:
+        rt = d["range_test"]
+        runs = {(rt["iters"], f"FIX(k0={p['lr']!r})") for p in rt["points"]}
+        runs |= {(g["iters"], p) for g in d["rungs"] for p in g["candidates"]}
+        assert store.counts()["runs"] == len(runs)  # every run stored, once
+        for x in recs:
+            for run_id in x["run_ids"]:
+                assert store.load(run_id).policy == x["policy"]
+    assert "Traceback" not in proc.stderr
+    print(f"lrbench tune --budget 3000 end to end: {wall:.1f} s")
