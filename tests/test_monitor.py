@@ -332,6 +332,29 @@ def test_callback_after_evaluations_and_periodically():
     assert calls == [4, 5, 8, 10, 12]
 
 
+def test_stop_from_the_callback_ends_the_loop_and_keeps_the_curve():
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
+    ev = Scripted([0.4, 0.7, 0.9])
+
+    def prune(m):
+        if m.last_point is not None and m.last_point.iteration >= 10:
+            m.stop()
+            m.stop()  # idempotent
+
+    monitor = ScheduleMonitor(opt, "FIX(k0=0.1)", max_iters=100, eval_every=5, evaluate=ev,
+                              callback=prune)
+    steps = 0
+    while not monitor.step(1.0):
+        steps += 1
+    assert steps + 1 == 10 and monitor.should_stop
+    assert monitor.stop_reason == "interrupted"
+    assert [p.iteration for p in monitor.curve] == [5, 10]
+    result = monitor.result(TASK, seed=0)
+    assert result.status == "done" and result.iterations == 10
+    with pytest.raises(RuntimeError, match="stopped"):
+        monitor.step(1.0)
+
+
 @pytest.mark.parametrize("kwargs,match", [
     (dict(max_iters=0), "max_iters"),
     (dict(eval_every=0), "eval_every"),

@@ -361,6 +361,13 @@ class ScheduleMonitor:
         self.divergence = why
         self._stop("diverged")
 
+    def stop(self) -> None:
+        """Stop training where it is, keeping the curve so far (stop reason 'interrupted').
+        Called from the monitor's callback (e.g. when a pruner says so), the ``step`` that ran
+        the callback returns True and the loop ends. A no-op once the monitor has stopped."""
+        if not self._stopped:
+            self._stop("interrupted")
+
     def _stop(self, reason: str) -> None:
         self._stopped = True
         self.stop_reason = reason

@@ -23,6 +23,16 @@ family, successive halving, all within ``--budget`` training iterations (a hard 
 included); prints the recommended policies best first. ``--json`` prints one object with
 ``recommendations`` (each with ``policy``, ``top1`` and its other metrics) and
 ``iterations_spent``. Exit code 0 with recommendations, 1 without, 2 for bad input.
+
+    lrbench optuna --task PRESET --trials N [--sampler tpe|random] [--pruner hyperband|median|none]
+                   [--iters N] [--seed S] [--families F,...] [--bounds LO,HI] [--threads T]
+                   [--data-root DIR] [--db URL] [--json]
+
+``lrbench optuna`` (``lrbench.tuning.optuna_bridge``, needs ``pip install 'lrbench[optuna]'``):
+Optuna's sampler and pruner over the 13 LR functions' search space, ``--trials`` trials of
+``--iters`` iterations (default the task's ``max_iters``); prints the best policy and a table of
+trials. ``--json`` prints one object with ``best`` (``policy``, ``top1``) and ``trials``. Exit
+code 0 with a completed trial, 1 without, 2 for bad input.
 """
 
 from __future__ import annotations
@@ -466,3 +476,134 @@ def _tune_flags(message: str) -> str:
              "warm_start": "--warm-start", "bounds": "--bounds", "workers": "--workers",
              "threads": "--threads", "goal": "--goal"}
     return re.sub(r"\b(" + "|".join(names) + r")\b", lambda m: names[m.group(1)], message)
+
+
+# -- lrbench optuna -------------------------------------------------------------------------------
+def _trial_row(trial: Any) -> dict[str, Any]:
+    value = trial.value if trial.value is not None and math.isfinite(trial.value) else None
+    attrs = trial.user_attrs
+    return {"number": trial.number, "state": trial.state.name.lower(),
+            "policy": attrs.get("policy"), "top1": value,
+            "pruned_at": attrs.get("pruned_at"), "run_ids": attrs.get("run_ids", [])}
+
+
+@app.command("optuna")
+def optuna_command(
+    task: Annotated[Optional[str], _opt(
+        "A task preset, e.g. digits-mlp, fashion-mnist-lenet.", "--task", "-t",
+        metavar="PRESET")] = None,
+    trials: Annotated[Optional[int], _opt("How many Optuna trials to run.", "--trials", "-n",
+                                          metavar="N")] = None,
+    sampler: Annotated[str, typer.Option(
+        "--sampler", metavar="tpe|random", help="Optuna's sampler.")] = "tpe",
+    pruner: Annotated[str, typer.Option(
+        "--pruner", metavar="hyperband|median|none", help="Optuna's pruner.")] = "hyperband",
+    iters: Annotated[Optional[int], _opt(
+        "Training iterations per trial (default the task's max_iters).", "--iters",
+        metavar="N")] = None,
+    seed: Annotated[int, typer.Option(
+        "--seed", metavar="S", help="The sampler's seed (training uses seed 0).")] = 0,
+    families: Annotated[Optional[str], _opt(
+        "LR functions or kinds to search, e.g. SIN2,COS or cyclic,decaying (default all 13).",
+        "--families", metavar="F,...")] = None,
+    bounds: Annotated[Optional[str], _opt(
+        "LR bounds LO,HI of the search space (default 1e-4,1).", "--bounds",
+        metavar="LO,HI")] = None,
+    threads: Annotated[Optional[int], _opt("Torch CPU threads per run.", "--threads",
+                                           metavar="T")] = None,
+    data_root: Annotated[Optional[str], _opt(
+        "A directory searched first for the dataset's files.", "--data-root",
+        metavar="DIR")] = None,
+    db: Annotated[Optional[str], _opt(
+        "Record every run in this LR database.", "--db", metavar="URL")] = None,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the result as one JSON object.")] = False,
+) -> None:
+    """Search LR policies with Optuna (its samplers and pruners), runs recorded in LRBench."""
+    from lrbench.tasks import get_task
+
+    if task is None:
+        fail("--task is required, e.g. --task digits-mlp")
+    if trials is None:
+        fail("--trials is required: how many Optuna trials to run, e.g. --trials 20")
+    for flag, v, low in (("--trials", trials, 1), ("--iters", iters, 2), ("--seed", seed, 0),
+                         ("--threads", threads, 1)):
+        if v is not None and v < low:
+            fail(f"{flag} must be >= {low}, got {v}")
+    s, p = sampler.strip().lower(), pruner.strip().lower()
+    if s not in ("tpe", "random"):
+        fail(f"--sampler must be tpe or random, got {sampler!r}")
+    if p not in ("hyperband", "median", "none"):
+        fail(f"--pruner must be hyperband, median or none, got {pruner!r}")
+    try:
+        t = get_task(task)
+        if iters is not None:
+            t = t.replace(max_iters=iters, eval_every=min(t.eval_every, iters))
+    except ValueError as e:
+        fail(" ".join(str(e).split()))
+    lr_bounds = _bounds(bounds) if bounds is not None else (1e-4, 1.0)
+    if not (0 < lr_bounds[0] < lr_bounds[1] and math.isfinite(lr_bounds[1])):
+        fail(f"--bounds: expected two finite LRs LO,HI with 0 < LO < HI, got {bounds!r}")
+    fams = [f for f in families.split(",") if f.strip()] if families is not None else None
+
+    try:
+        import optuna
+    except ImportError:
+        fail("lrbench optuna needs optuna: pip install 'lrbench[optuna]'")
+    from lrbench.tuning import optuna_bridge as ob
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    store = None
+    if db is not None:
+        from lrbench.store import Store
+
+        store = Store.open(db)
+    try:
+        study = ob.run_optuna(t, trials, sampler=s, pruner=p, seed=seed, store=store,
+                              lr_bounds=lr_bounds,
+                              families=fams if fams is not None else ob.ALL_FAMILIES,
+                              threads=threads, data_root=data_root)
+    except ValueError as e:
+        msg = " ".join(str(e).split())
+        msg = msg.replace("lr_bounds", "--bounds").replace("families", "--families")
+        fail(msg)
+    finally:
+        if store is not None:
+            store.close()
+
+    rows = [_trial_row(tr) for tr in study.trials]
+    try:
+        best: dict[str, Any] | None = {"policy": ob.best_policy(study),
+                                       "top1": study.best_value}
+        best_number = study.best_trial.number
+    except ValueError:
+        best, best_number = None, None
+    if as_json:
+        print(json.dumps({"task": t.model_dump(), "sampler": s, "pruner": p, "best": best,
+                          "trials": rows}, allow_nan=False))
+    else:
+        from rich import box
+        from rich.console import Console
+        from rich.table import Table
+
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=max(console.width, 120))
+        name = t.preset or f"{t.dataset}/{t.model}"
+        console.print(f"lrbench optuna: {name}, {len(rows)} trials of {t.max_iters:,} "
+                      f"iterations, sampler {s}, pruner {p}", style="bold", highlight=False)
+        table = Table(box=box.SIMPLE_HEAD)
+        for col, just in (("#", "right"), ("policy", "left"), ("top-1", "right"),
+                          ("state", "left"), ("pruned at", "right")):
+            table.add_column(col, justify=just)  # type: ignore[arg-type]
+        for r in rows:
+            table.add_row(str(r["number"]), r["policy"] or "-", _f4(r["top1"]), r["state"],
+                          _g(r["pruned_at"]),
+                          style="bold green" if r["number"] == best_number else None)
+        console.print(table)
+        if best is not None:
+            console.print(f"best: {best['policy']}  top-1 {best['top1']:.4f}", highlight=False)
+    if best is None:
+        if not as_json:
+            print("lrbench: no completed trial", file=sys.stderr)
+        raise typer.Exit(1)
