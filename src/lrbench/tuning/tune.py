@@ -62,6 +62,8 @@ from lrbench.tuning.rangetest import (
     DEFAULT_MANTISSAS,
     FIX_EPOCHS,
     FixRangeResult,
+    _seeds,
+    _whole,
     fix_range_test,
     lr_grid,
 )
@@ -260,25 +262,6 @@ class TuneResult:
 
 
 # -- validation ---------------------------------------------------------------------------------
-def _whole(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be a whole number >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _seed_list(seeds: Any) -> tuple[int, ...]:
-    if isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
-        return tuple(range(_whole(seeds, "seeds", 1)))
-    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Iterable):
-        raise ValueError(f"seeds must be a count >= 1 or a list of seeds, got {seeds!r}")
-    out = tuple(_whole(s, "seeds[]", 0) for s in seeds)
-    if not out:
-        raise ValueError("seeds must hold at least one seed")
-    if len(set(out)) != len(out):
-        raise ValueError(f"seeds must not repeat, got {list(out)}")
-    return out
-
-
 def _target(value: Any) -> float | None:
     if value is None:
         return None
@@ -553,7 +536,7 @@ def tune(
     if goal == "cost" and target is None:
         raise ValueError("goal='cost' needs target_accuracy: the accuracy to reach at the "
                          "lowest cost")
-    seed_list = _seed_list(seeds)
+    seed_list = _seeds(seeds)
     n_seeds = len(seed_list)
     warm = _warm(warm_start)
     good = check_bounds(bounds) if bounds is not None else None
