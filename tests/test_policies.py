@@ -664,6 +664,20 @@ def test_values_keeps_shape_and_accepts_ints_floats_lists(policy):
     assert col.shape == (3, 1)
 
 
+@pytest.mark.parametrize("policy", EXAMPLES, ids=str)
+def test_values_integer_and_float_paths_agree_bit_for_bit(policy):
+    # values() evaluates cycle and step formulas on int64 iterations (exact t % n, t // n);
+    # the float64 path must give the very same numbers, up to t = 10^9 and beyond 2^62.
+    from lrbench.policies.ops import NUMPY
+
+    ts = np.concatenate([np.arange(0, 50_000, 7), np.arange(10**9 - 4000, 10**9 + 4000, 3)])
+    via_values = policy.values(ts)
+    via_float = np.asarray(policy.evaluate(ts.astype(np.float64), NUMPY), dtype=np.float64)
+    np.testing.assert_array_equal(via_values, np.broadcast_to(via_float, ts.shape))
+    huge = np.array([2.0**62, 2.0**63], dtype=np.float64)  # past int64's exact range: floats
+    assert np.all(np.isfinite(policy.values(huge)))
+
+
 def test_values_does_not_modify_its_input():
     ts = np.array([0.0, 10.0, 20.0])
     STEP(k0=0.1, gamma=0.5, l=10).values(ts)

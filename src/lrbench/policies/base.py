@@ -28,6 +28,8 @@ class Policy(ABC):
 
     name: ClassVar[str]
     kind: ClassVar[Kind]
+    #: ``values`` evaluates the formula on int64 iterations (it uses ``t % n`` or ``t // n``)
+    _int_iterations: ClassVar[bool] = False
     __slots__ = ()
 
     # -- evaluation ---------------------------------------------------------------------
@@ -46,6 +48,11 @@ class Policy(ABC):
         [0.1, 0.1, 0.05, 0.025]
         """
         t = check_iterations(ts)
+        if self._int_iterations and t.size and t.max() < _INT64_SAFE:
+            # Formulas built on ``t % n`` and ``t // n`` (cycles, steps) run on int64: exact,
+            # and much faster than on floats; every other operation gives the same float64.
+            return np.asarray(self.evaluate(t.astype(np.int64), NUMPY),
+                              dtype=np.float64).reshape(t.shape)
         return np.asarray(self.evaluate(t, NUMPY), dtype=np.float64).reshape(t.shape)
 
     @property
@@ -178,6 +185,10 @@ def check_iteration(t: Any) -> int:
     if t < 0:
         raise ValueError(f"iteration t must be a whole number >= 0, got {t!r}")
     return int(t)
+
+
+#: iterations below this are evaluated as int64 by ``values`` (exact: float64 holds them exactly)
+_INT64_SAFE = 2.0**62
 
 
 def check_iterations(ts: Any) -> np.ndarray:

@@ -96,6 +96,7 @@ class _Cyclic(LRFunction):
     """A cyclic function between min(k0, k1) and max(k0, k1); l is the half period."""
 
     __slots__ = ()
+    _int_iterations = True
     kind: ClassVar[Kind] = "cyclic"
 
     def _set_bounds(self, k0: float, k1: float, l: int, **more: Any) -> None:
@@ -154,6 +155,7 @@ class STEP(_Decaying):
     """
 
     __slots__ = ()
+    _int_iterations = True
     name = "STEP"
     param_names = ("k0", "k1", "gamma", "l")
 
