@@ -145,6 +145,12 @@ def test_study_on_digits_records_every_run(tmp_path):
         assert len(store.find_runs()) == 6
     assert study.best_value > 0.5
     assert best_policy(study) == study.best_trial.user_attrs["policy"]
+    # In memory, the study's name is fixed by the task and seed: the same call, the same trials
+    # (Hyperband's brackets hash the name).
+    assert study.study_name == "lrbench-digits-mlp-seed0"
+    again = run_optuna(task, 6, sampler="random", pruner="none", seed=0, store=url, threads=1)
+    assert [t.user_attrs["policy"] for t in again.trials] == [
+        t.user_attrs["policy"] for t in study.trials]
 
 
 class _AlwaysPrune(optuna.pruners.BasePruner):

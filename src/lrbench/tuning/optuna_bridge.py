@@ -403,7 +403,10 @@ def run_optuna(
     ``sampler``: 'tpe', 'random' or an Optuna sampler (seeded by ``seed``); ``pruner``:
     'hyperband' (rungs from ``eval_every`` to ``max_iters``), 'median', 'none' or an Optuna
     pruner; ``store``: an LRBench Store or URL recording every run; ``storage``/``study_name``:
-    Optuna's own (default in memory). The rest as :func:`objective`."""
+    Optuna's own (default in memory). In memory the default name is fixed by the task and
+    ``seed`` (``lrbench-<dataset>-<model>-seed<seed>``), so the same call gives the same trials:
+    Hyperband assigns trials to brackets by a hash of the study name. The rest as
+    :func:`objective`."""
     optuna = _optuna()
     from lrbench.tasks import as_task
 
@@ -413,6 +416,8 @@ def run_optuna(
                    prune=not (isinstance(pruner, str) and pruner.strip().lower() == "none")
                    and pruner is not None,
                    epoch_iters=epoch_iters, threads=threads, data_root=data_root, device=device)
+    if study_name is None and storage is None:
+        study_name = f"lrbench-{t.dataset}-{t.model}-seed{seed}"
     study = optuna.create_study(direction="maximize", sampler=_sampler(sampler, seed),
                                 pruner=_pruner(pruner, t), study_name=study_name,
                                 storage=storage, load_if_exists=storage is not None)

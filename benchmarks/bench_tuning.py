@@ -1,0 +1,276 @@
+"""Tuning benchmark on digits (issue #6, "The benchmark"): best top-1 found vs iterations spent.
+
+Target task: ``digits-mlp`` (1000 iterations). Methods, each repeated for reps r = 0, 1, 2
+(rep r trains with seed r; the tuner's / sampler's seed is r):
+
+(i)   **grid**: every candidate policy of ``tune`` (the 28 from ``generate_candidates`` on the
+      good FIX range its range test found in rep 0) at full length, seed r. Its cost is the
+      sum of the iterations trained (the range test that made the candidates is not counted).
+(ii)  **tune cold**: ``tune("digits-mlp", BUDGET, seeds=[r])`` (range test included in the
+      budget), default eta=3.
+(iii) **tune warm**: ``tune(..., warm_start=recommend(store, "digits-mlp").policies)`` with
+      half the cold budget, where the store holds only the full-length grid of ``digits-cnn``
+      (the same dataset, another model; seed 0), trained before. The digits-cnn runs are the
+      "another task" prior and are **not** counted in the warm start's iterations.
+(iv)  **optuna tpe+hb**: ``run_optuna`` with TPE (seed r) and the Hyperband pruner over the
+      bridge's policy space (13 functions, LR bounds 1e-4..1, the range the tuner's range test
+      covers), trials added one at a time until the iterations actually trained (summed from
+      the runs recorded in a per-study store, pruned runs counted as the short runs they are)
+      reach the iterations tune cold spent in the same rep (the last trial can overshoot by
+      less than one full run).
+(v)   **random**: the same with Optuna's RandomSampler (seed r) and no pruner.
+
+"found top-1" is the best top-1 as the method measured it (grid: best candidate's best top-1;
+tune: ``recommendations[0].top1`` at its deepest rung; Optuna: ``study.best_value``). Then each
+method's chosen policy is re-trained at full length with seeds 0, 1, 2 ("re-trained top-1",
+mean +- std over those seeds and over the reps' choices), a common yardstick that removes the
+luck of one seed. NB: digits has only a train and a test split, so both figures are measured on
+the same test set; the re-trained figure is not a held-out estimate, only a seed-averaged one.
+
+Usage::
+
+    python benchmarks/bench_tuning.py [--reps 3] [--budget 7000] [--warm-budget 3500] \\
+        [--workers 2] [--plot docs/results/tuning-digits.png] [--json out.json]
+
+Results and their reading: docs/results/tuning.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+import optuna
+
+from lrbench.data import load_dataset
+from lrbench.store import Store
+from lrbench.tasks import get_task
+from lrbench.trainer import train
+from lrbench.tuning.candidates import generate_candidates
+from lrbench.tuning.optuna_bridge import run_optuna
+from lrbench.tuning.rangetest import fix_range_test
+from lrbench.tuning.recommend import recommend
+from lrbench.tuning.tune import range_test_iters, tune
+
+TARGET = "digits-mlp"
+OTHER = "digits-cnn"
+METHODS = ("grid", "tune cold", "tune warm", "optuna tpe+hb", "random")
+RETRAIN_SEEDS = (0, 1, 2)
+
+
+def best_top1(result: Any) -> float:
+    tops = [p.top1 for p in result.curve if math.isfinite(p.top1)]
+    return max(tops) if tops else 0.0
+
+
+def _job(args: tuple[str, str, int]) -> Any:
+    task, policy, seed = args
+    return train(task, policy, seed, threads=1)
+
+
+def run_jobs(jobs: list[tuple[str, str, int]], workers: int) -> list[Any]:
+    if workers <= 1:
+        return [_job(j) for j in jobs]
+    with ProcessPoolExecutor(workers) as pool:
+        return list(pool.map(_job, jobs))
+
+
+def candidates_for(task: str, budget: int, seed: int = 0) -> list[str]:
+    """tune's candidate set for ``task``: its range test (as tune runs it) -> generate."""
+    t = get_task(task)
+    epoch = load_dataset(t.dataset).info.n_train // t.batch_size
+    rt = range_test_iters(budget, epoch=epoch, full=t.max_iters, seeds=1)
+    rr = fix_range_test(t, iters=rt, seeds=[seed], threads=1)
+    cands = generate_candidates(rr.good_range, epoch=epoch, length=t.max_iters,
+                                best_lr=rr.best_lr)
+    return [c.policy for c in cands]
+
+
+class BudgetStop:
+    """Optuna callback: stop the study once the runs in ``store`` trained ``budget`` iterations."""
+
+    def __init__(self, store: Store, budget: int) -> None:
+        self.store, self.budget, self.spent = store, budget, 0
+
+    def __call__(self, study: Any, trial: Any) -> None:
+        self.spent = sum(r.iterations for r in self.store.runs())
+        if self.spent >= self.budget:
+            study.stop()
+
+
+def run_study(sampler: str, pruner: str, seed: int, budget: int) -> tuple[str, float, int, int]:
+    store = Store.open("sqlite://")
+    stop = BudgetStop(store, budget)
+    try:
+        # a fixed study name: Hyperband assigns trials to brackets by a hash of the study
+        # name and trial number, and the default name is random (the run would not repeat)
+        study = run_optuna(TARGET, 10_000, sampler=sampler, pruner=pruner, seed=seed,
+                           store=store, seeds=(seed,), threads=1, callbacks=[stop],
+                           study_name=f"bench-{sampler}-{pruner}-seed{seed}")
+        spent = sum(r.iterations for r in store.runs())
+    finally:
+        store.close()
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE
+            and t.value is not None and math.isfinite(t.value)]
+    if done:
+        best = max(done, key=lambda t: t.value)
+        return best.user_attrs["policy"], float(best.value), spent, len(study.trials)
+    # nothing completed (all pruned): the best top-1 seen in any trial
+    best = max(study.trials, key=lambda t: max(t.user_attrs.get("top1s", [0.0])))
+    return best.user_attrs["policy"], max(best.user_attrs.get("top1s", [0.0])), spent, \
+        len(study.trials)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--budget", type=int, default=7000,
+                    help="tune cold's budget (default 7000 = 25%% of the 28-candidate grid)")
+    ap.add_argument("--warm-budget", type=int, default=None,
+                    help="tune warm's budget (default half of --budget)")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--plot", default="docs/results/tuning-digits.png")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args(argv)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warm_budget = args.warm_budget or args.budget // 2
+    reps = list(range(args.reps))
+    t0 = time.perf_counter()
+    log = lambda *a: print(f"[{time.perf_counter() - t0:6.0f}s]", *a, file=sys.stderr,  # noqa
+                           flush=True)
+    rows: dict[str, list[dict[str, Any]]] = {m: [] for m in METHODS}
+
+    # the candidate sets (range tests, not counted anywhere)
+    cands = candidates_for(TARGET, args.budget)
+    other_cands = candidates_for(OTHER, args.budget)
+    log(f"{len(cands)} candidates for {TARGET}, {len(other_cands)} for {OTHER}")
+
+    # the prior: digits-cnn's grid in a store (seed 0)
+    prior = Store.open("sqlite://")
+    info = load_dataset("digits").info
+    for r in run_jobs([(OTHER, p, 0) for p in other_cands], args.workers):
+        prior.record(r, dataset_info=info)
+    rec = recommend(prior, TARGET)
+    warm_policies = rec.policies
+    log(f"prior stored; recommend -> {warm_policies}")
+
+    for rep in reps:
+        # (i) the grid
+        res = run_jobs([(TARGET, p, rep) for p in cands], args.workers)
+        best = max(res, key=best_top1)
+        rows["grid"].append({"rep": rep, "policy": best.policy if isinstance(best.policy, str)
+                             else str(best.policy), "found": best_top1(best),
+                             "iters": sum(r.iterations for r in res)})
+        log(f"rep {rep} grid: {rows['grid'][-1]}")
+        # (ii) tune cold
+        tc = tune(TARGET, args.budget, seeds=[rep], threads=1, workers=args.workers,
+                  progress=False)
+        rows["tune cold"].append({"rep": rep, "policy": tc.best.policy, "found": tc.best.top1,
+                                  "iters": tc.iterations_spent,
+                                  "rung_iters": tc.best.rung_iters})
+        log(f"rep {rep} tune cold: {rows['tune cold'][-1]} warnings={list(tc.warnings)}")
+        # (iii) tune warm
+        tw = tune(TARGET, warm_budget, seeds=[rep], warm_start=warm_policies, threads=1,
+                  workers=args.workers, progress=False)
+        rows["tune warm"].append({"rep": rep, "policy": tw.best.policy, "found": tw.best.top1,
+                                  "iters": tw.iterations_spent,
+                                  "rung_iters": tw.best.rung_iters})
+        log(f"rep {rep} tune warm: {rows['tune warm'][-1]} warnings={list(tw.warnings)}")
+        # (iv) Optuna TPE + Hyperband, (v) random search, at tune cold's spend
+        for name, sampler, pruner in (("optuna tpe+hb", "tpe", "hyperband"),
+                                      ("random", "random", "none")):
+            pol, found, spent, n = run_study(sampler, pruner, rep, tc.iterations_spent)
+            rows[name].append({"rep": rep, "policy": pol, "found": found, "iters": spent,
+                               "trials": n})
+            log(f"rep {rep} {name}: {rows[name][-1]}")
+
+    # re-train every chosen policy at full length, seeds 0..2 (each distinct policy once)
+    chosen = sorted({row["policy"] for m in METHODS for row in rows[m]})
+    jobs = [(TARGET, p, s) for p in chosen for s in RETRAIN_SEEDS]
+    retrained: dict[str, list[float]] = {p: [] for p in chosen}
+    for (_, p, _), r in zip(jobs, run_jobs(jobs, args.workers)):
+        retrained[p].append(best_top1(r))
+    log(f"re-trained {len(chosen)} policies x {len(RETRAIN_SEEDS)} seeds")
+
+    grid_iters = statistics.mean(r["iters"] for r in rows["grid"])
+    table = []
+    for m in METHODS:
+        its = [r["iters"] for r in rows[m]]
+        found = [r["found"] for r in rows[m]]
+        test = [x for r in rows[m] for x in retrained[r["policy"]]]
+        for r in rows[m]:
+            r["retrained"] = retrained[r["policy"]]
+        table.append({
+            "method": m, "iters": statistics.mean(its),
+            "found_mean": statistics.mean(found),
+            "found_std": statistics.stdev(found) if len(found) > 1 else 0.0,
+            "test_mean": statistics.mean(test),
+            "test_std": statistics.stdev(test) if len(test) > 1 else 0.0,
+            "ratio": statistics.mean(its) / grid_iters,
+        })
+    wall = time.perf_counter() - t0
+
+    print(f"digits-mlp, {len(reps)} reps, tune budget {args.budget} (warm {warm_budget}), "
+          f"{len(cands)} candidates; machine: {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} cores; wall {wall:.0f} s")
+    print()
+    print("| method | iterations spent (mean) | found top-1 (mean ± std over reps) "
+          "| re-trained top-1 (mean ± std) | iterations / grid |")
+    print("|---|---:|---:|---:|---:|")
+    for t in table:
+        print(f"| {t['method']} | {t['iters']:,.0f} | {100 * t['found_mean']:.2f} ± "
+              f"{100 * t['found_std']:.2f} | {100 * t['test_mean']:.2f} ± "
+              f"{100 * t['test_std']:.2f} | {t['ratio']:.3f} |")
+    print()
+    print("| method | rep | iterations | found top-1 | re-trained (seeds 0,1,2) | policy |")
+    print("|---|---:|---:|---:|---:|---|")
+    for m in METHODS:
+        for r in rows[m]:
+            rt = r["retrained"]
+            print(f"| {m} | {r['rep']} | {r['iters']:,} | {100 * r['found']:.2f} | "
+                  f"{100 * statistics.mean(rt):.2f} | `{r['policy']}` |")
+    print()
+    print(f"warm-start policies (recommend from the {OTHER} grid): {warm_policies}")
+
+    if args.plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(9.5, 4.5))
+        markers = dict(zip(METHODS, ("s", "o", "^", "D", "v")))
+        for i, m in enumerate(METHODS):
+            xs = [r["iters"] for r in rows[m]]
+            ax.scatter(xs, [100 * r["found"] for r in rows[m]], marker=markers[m],
+                       color=f"C{i}", label=f"{m} (found)")
+            ax.scatter(xs, [100 * statistics.mean(r["retrained"]) for r in rows[m]],
+                       marker=markers[m], facecolors="none", edgecolors=f"C{i}",
+                       label=f"{m} (re-trained, seeds 0-2)")
+        ax.set_xscale("log")
+        ax.set_xlabel("training iterations spent")
+        ax.set_ylabel("best top-1 (%)")
+        ax.set_title(f"{TARGET}: best top-1 vs iterations spent ({len(reps)} reps)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+        fig.tight_layout()
+        os.makedirs(os.path.dirname(args.plot) or ".", exist_ok=True)
+        fig.savefig(args.plot, dpi=120)
+        print(f"plot: {args.plot}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"table": table, "rows": rows, "warm_start": warm_policies,
+                       "candidates": cands, "wall_s": wall}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
