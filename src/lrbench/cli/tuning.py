@@ -53,6 +53,18 @@ def _opt(help: str, *names: str, metavar: str | None = None) -> Any:
     return typer.Option(*names, help=help, metavar=metavar, show_default=False)
 
 
+# Options shared by rangetest, tune and optuna.
+TaskOpt = Annotated[Optional[str], _opt(
+    "A task preset, e.g. digits-mlp, fashion-mnist-lenet.", "--task", "-t", metavar="PRESET")]
+ThreadsOpt = Annotated[Optional[int], _opt("Torch CPU threads per run.", "--threads",
+                                           metavar="T")]
+DataRootOpt = Annotated[Optional[str], _opt(
+    "A directory searched first for the dataset's files.", "--data-root", metavar="DIR")]
+RecordDbOpt = Annotated[Optional[str], _opt(
+    "Record every run in this LR database.", "--db", metavar="URL")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")]
+
+
 def _grid(text: str) -> tuple[float, ...]:
     out = []
     for part in text.split(","):
@@ -146,9 +158,7 @@ def _suggestions(result: Any) -> list[str]:
 
 @app.command("rangetest")
 def rangetest_command(
-    task: Annotated[Optional[str], _opt(
-        "A task preset, e.g. digits-mlp, fashion-mnist-lenet.", "--task", "-t",
-        metavar="PRESET")] = None,
+    task: TaskOpt = None,
     method: Annotated[str, typer.Option(
         "--method", "-m", metavar="fix|smith",
         help="fix: the paper's FIX grid; smith: one exponential LR sweep.")] = "fix",
@@ -170,18 +180,14 @@ def rangetest_command(
     extend: Annotated[Optional[int], _opt(
         "fix: decades added when the best LR is on the grid's edge (default 2).", "--extend",
         metavar="E")] = None,
-    threads: Annotated[Optional[int], _opt("Torch CPU threads.", "--threads",
-                                           metavar="T")] = None,
-    data_root: Annotated[Optional[str], _opt(
-        "A directory searched first for the dataset's files.", "--data-root",
-        metavar="DIR")] = None,
+    threads: ThreadsOpt = None,
+    data_root: DataRootOpt = None,
     db: Annotated[Optional[str], _opt(
         "fix: record the runs in this LR database.", "--db", metavar="URL")] = None,
     plot: Annotated[Optional[Path], _opt(
         "Write the plot (top-1 or loss vs LR) to this .png or .svg file.", "--plot",
         metavar="FILE")] = None,
-    as_json: Annotated[bool, typer.Option(
-        "--json", help="Print the result as one JSON object.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """LR range test: the good LR range of a task and suggested policy bounds."""
     from lrbench.tasks import get_task
@@ -363,9 +369,7 @@ def _tune_lines(result: Any) -> list[str]:
 
 @app.command("tune")
 def tune_command(
-    task: Annotated[Optional[str], _opt(
-        "A task preset, e.g. digits-mlp, fashion-mnist-lenet.", "--task", "-t",
-        metavar="PRESET")] = None,
+    task: TaskOpt = None,
     budget: Annotated[Optional[int], _opt(
         "Most training iterations to spend, range test included (a hard cap).", "--budget",
         "-b", metavar="ITERATIONS")] = None,
@@ -394,15 +398,10 @@ def tune_command(
         metavar="LO,HI")] = None,
     workers: Annotated[int, typer.Option(
         "--workers", metavar="N", help="Runs of a rung trained at once (processes).")] = 1,
-    threads: Annotated[Optional[int], _opt("Torch CPU threads per run.", "--threads",
-                                           metavar="T")] = None,
-    data_root: Annotated[Optional[str], _opt(
-        "A directory searched first for the dataset's files.", "--data-root",
-        metavar="DIR")] = None,
-    db: Annotated[Optional[str], _opt(
-        "Record every run in this LR database.", "--db", metavar="URL")] = None,
-    as_json: Annotated[bool, typer.Option(
-        "--json", help="Print the result as one JSON object.")] = False,
+    threads: ThreadsOpt = None,
+    data_root: DataRootOpt = None,
+    db: RecordDbOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Tune an LR policy within a budget: range test, candidates, successive halving."""
     from lrbench.tasks import get_task
@@ -489,9 +488,7 @@ def _trial_row(trial: Any) -> dict[str, Any]:
 
 @app.command("optuna")
 def optuna_command(
-    task: Annotated[Optional[str], _opt(
-        "A task preset, e.g. digits-mlp, fashion-mnist-lenet.", "--task", "-t",
-        metavar="PRESET")] = None,
+    task: TaskOpt = None,
     trials: Annotated[Optional[int], _opt("How many Optuna trials to run.", "--trials", "-n",
                                           metavar="N")] = None,
     sampler: Annotated[str, typer.Option(
@@ -509,15 +506,10 @@ def optuna_command(
     bounds: Annotated[Optional[str], _opt(
         "LR bounds LO,HI of the search space (default 1e-4,1).", "--bounds",
         metavar="LO,HI")] = None,
-    threads: Annotated[Optional[int], _opt("Torch CPU threads per run.", "--threads",
-                                           metavar="T")] = None,
-    data_root: Annotated[Optional[str], _opt(
-        "A directory searched first for the dataset's files.", "--data-root",
-        metavar="DIR")] = None,
-    db: Annotated[Optional[str], _opt(
-        "Record every run in this LR database.", "--db", metavar="URL")] = None,
-    as_json: Annotated[bool, typer.Option(
-        "--json", help="Print the result as one JSON object.")] = False,
+    threads: ThreadsOpt = None,
+    data_root: DataRootOpt = None,
+    db: RecordDbOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Search LR policies with Optuna (its samplers and pruners), runs recorded in LRBench."""
     from lrbench.tasks import get_task

@@ -65,6 +65,8 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
         "lrbench.integrations.jax needs JAX and optax: pip install lrbench[jax]"
     ) from exc
 
+from lrbench.integrations._numbers import is_py_int as _is_py_int
+from lrbench.integrations._numbers import whole as _whole
 from lrbench.policies import Policy, parse
 
 __all__ = ["JAX", "JaxOps", "evaluate", "to_optax"]
@@ -77,19 +79,6 @@ def _default_float() -> Any:
 
 def _is_int_dtype(x: Any) -> bool:
     return jnp.issubdtype(jnp.asarray(x).dtype, jnp.integer)
-
-
-def _is_py_int(x: Any) -> bool:
-    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
-
-
-def _whole(x: Any) -> int | None:
-    """A Python int or whole float as an int; None for anything else."""
-    if _is_py_int(x):
-        return int(x)
-    if isinstance(x, float) and x.is_integer():
-        return int(x)
-    return None
 
 
 def _fits(value: int, dtype: Any) -> bool:

@@ -62,6 +62,8 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
         "lrbench.integrations.keras needs Keras 3: pip install lrbench[keras]"
     ) from exc
 
+from lrbench.integrations._numbers import is_py_int as _is_py_int
+from lrbench.integrations._numbers import whole as _whole
 from lrbench.policies import Policy, parse
 
 __all__ = ["KERAS", "KerasOps", "PolicySchedule", "evaluate"]
@@ -78,19 +80,6 @@ def _dtype(x: Any) -> str:
 
 def _is_int_dtype(x: Any) -> bool:
     return "int" in _dtype(x)
-
-
-def _is_py_int(x: Any) -> bool:
-    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
-
-
-def _whole(x: Any) -> int | None:
-    """A Python int or whole float as an int; None for anything else."""
-    if _is_py_int(x):
-        return int(x)
-    if isinstance(x, float) and x.is_integer():
-        return int(x)
-    return None
 
 
 def _fits(value: int, dtype: str) -> bool:

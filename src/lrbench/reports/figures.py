@@ -14,6 +14,7 @@ it there. :func:`figure_to_png` gives PNG bytes (for the HTML report).
 
 from __future__ import annotations
 
+import errno
 import math
 import warnings
 from pathlib import Path
@@ -45,11 +46,15 @@ def new_figure(figsize: tuple[float, float] = (8.0, 5.0)) -> Figure:
 
 
 def save_figure(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
-    """Save as PNG or SVG, chosen by the suffix, without the generator's URL in the file."""
+    """Save as PNG or SVG, chosen by the suffix, without the generator's URL in the file.
+    Every plot of LRBench is saved here. A ValueError for another suffix; NotADirectoryError
+    when a parent of ``path`` is a file."""
+    from lrbench.reports.plots import figure_format
+
+    fmt = figure_format(path)
     path = Path(path)
-    fmt = path.suffix.lower().lstrip(".")
-    if fmt not in ("png", "svg"):
-        raise ValueError(f"figure path must end in .png or .svg, got {str(path)!r}")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "not a folder", str(path.parent))
     meta = {"Software": None} if fmt == "png" else {"Creator": None, "Date": None}
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format=fmt, dpi=dpi, metadata=meta)

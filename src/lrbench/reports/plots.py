@@ -13,7 +13,6 @@ LR, so that short cycles and single-iteration drops still show at their true hei
 
 from __future__ import annotations
 
-import errno
 import math
 import textwrap
 from pathlib import Path
@@ -136,7 +135,8 @@ def plot_schedules(
     if not policies:
         raise ValueError("give at least one policy to plot")
     iters = check_iters(iters)
-    fmt = figure_format(path) if path is not None else None
+    if path is not None:
+        figure_format(path)  # a bad suffix fails before drawing
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -183,10 +183,7 @@ def plot_schedules(
     fig.legend(loc="outside lower center", ncols=1, fontsize="small", frameon=False)
 
     if path is not None:
-        path = Path(path)
-        if path.parent.exists() and not path.parent.is_dir():
-            raise NotADirectoryError(errno.ENOTDIR, "not a folder", str(path.parent))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        meta = {"Software": None} if fmt == "png" else {"Creator": None, "Date": None}
-        fig.savefig(path, format=fmt, dpi=120, metadata=meta)
+        from lrbench.reports.figures import save_figure
+
+        save_figure(fig, path)
     return fig

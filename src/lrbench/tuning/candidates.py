@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from lrbench.policies import parse
+from lrbench.tuning.rangetest import _whole
 
 __all__ = [
     "CYCLIC_FUNCTIONS",
@@ -73,12 +74,6 @@ class Candidate:
 
 def _nice(x: float, digits: int = 6) -> float:
     return float(f"{x:.{digits}g}")
-
-
-def _whole(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be a whole number >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _lr(value: Any, name: str) -> float:

@@ -75,9 +75,11 @@ from lrbench.policies import PAPER_FUNCTIONS, Policy, make
 from lrbench.tuning.candidates import (
     CYCLIC_FUNCTIONS,
     DECAYING_FUNCTIONS,
+    _nice,
     check_bounds,
     cyclic_lengths,
 )
+from lrbench.tuning.rangetest import _whole
 
 if TYPE_CHECKING:  # pragma: no cover
     import optuna
@@ -118,16 +120,6 @@ def _optuna() -> Any:
             "the Optuna bridge needs optuna: pip install 'lrbench[optuna]'"
         ) from None
     return optuna
-
-
-def _nice(x: float, digits: int = 6) -> float:
-    return float(f"{x:.{digits}g}")
-
-
-def _whole(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be a whole number >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def resolve_families(families: Any) -> tuple[str, ...]:

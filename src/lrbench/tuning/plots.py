@@ -17,13 +17,13 @@ The result objects' ``plot(path)`` methods call them.
 
 from __future__ import annotations
 
-import errno
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from lrbench.reports.figures import save_figure
 from lrbench.reports.plots import figure_format
 
 if TYPE_CHECKING:
@@ -45,15 +45,8 @@ def _figure() -> tuple[Figure, Axes]:
 
 
 def _save(fig: Figure, path: str | Path | None) -> None:
-    if path is None:
-        return
-    fmt = figure_format(path)
-    path = Path(path)
-    if path.parent.exists() and not path.parent.is_dir():
-        raise NotADirectoryError(errno.ENOTDIR, "not a folder", str(path.parent))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"Software": None} if fmt == "png" else {"Creator": None, "Date": None}
-    fig.savefig(path, format=fmt, dpi=120, metadata=meta)
+    if path is not None:
+        save_figure(fig, path)
 
 
 def _vline(ax: Axes, x: float | None, label: str, color: str) -> None:
