@@ -402,6 +402,91 @@ def test_a_killed_driver_resumes_from_the_database(ray_local, tmp_path):
     _assert_all_recorded_once(url, bench)
 
 
+# -- lrbench tune on Ray -------------------------------------------------------------------------
+class CountingRayExecutor(RayExecutor):
+    """A real RayExecutor that counts the TrainJobs it was given."""
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.trained = []
+
+    def submit_train(self, job):
+        self.trained.append((job.task.max_iters, job.policy, job.seed))
+        return super().submit_train(job)
+
+
+def _tune_summary(r) -> dict:
+    return {"spent": r.iterations_spent, "range": r.range_iterations, "bounds": r.bounds,
+            "rungs": [g.to_dict() for g in r.rungs],
+            "recs": [(x.policy, x.top1, x.iterations, x.best_iter, x.rung_iters)
+                     for x in r.recommendations]}
+
+
+@pytest.mark.slow
+def test_tune_on_ray_gives_the_same_result_as_the_local_executor(ray_local, tmp_path):
+    from lrbench.tasks import get_task
+    from lrbench.tuning.tune import tune
+
+    task = get_task("digits-mlp", max_iters=300, eval_every=30)
+    kw = dict(seeds=[0, 1], threads=1, progress=False)
+    budget = 3000  # the range test needs 13 LRs x 2 seeds x 21 iterations <= 0.2 of it
+    local = tune(task, budget, workers=2, store=_url(tmp_path, "local.sqlite"), **kw)
+    ex = CountingRayExecutor(cpus_per_run=1)
+    try:
+        remote = tune(task, budget, executor=ex, store=_url(tmp_path, "ray.sqlite"), **kw)
+        named = tune(task, budget, executor="ray", executor_options={"cpus_per_run": 1}, **kw)
+    finally:
+        ex.shutdown()
+    assert ray.is_initialized()  # tune used the Ray it found, and left it connected
+    # every run, range test included, went through the executor, none trained here
+    assert len(ex.trained) == len(remote.runs) > 0
+    assert {it for it, _, _ in ex.trained} >= {g.iters for g in remote.rungs}
+    assert remote.range_test is not None and remote.range_iterations > 0
+    assert _tune_summary(remote) == _tune_summary(local) == _tune_summary(named)
+    assert 0 < remote.iterations_spent <= budget
+    for a, b in zip(local.runs, remote.runs):  # bit for bit, in the same order
+        assert (a.policy, a.seed, a.task) == (b.policy, b.seed, b.task)
+        assert _curve(a) == _curve(b) and a.extra["threads"] == b.extra["threads"] == 1
+    # the driver recorded every run in its store, as with the local executor
+    with Store.open(_url(tmp_path, "ray.sqlite")) as store:
+        assert store.counts()["runs"] == len({(r.task.max_iters, r.policy, r.seed)
+                                              for r in remote.runs})
+        for run_id in remote.best.run_ids:
+            assert store.load(run_id).policy == remote.best.policy
+
+
+@pytest.mark.slow
+def test_cli_tune_executor_ray_end_to_end(ray_local, capsys, tmp_path):
+    import json
+
+    from lrbench.tuning.tune import tune
+
+    db = _url(tmp_path, "cli-tune.sqlite")
+    args = ["tune", "--task", "digits-mlp", "--budget", 700, "--bounds", "0.03,0.1",
+            "--warm-start", "FIX(k0=0.05)", "--top", 3, "--threads", 1]
+    with pytest.raises(SystemExit) as exc:
+        main([str(a) for a in args + ["--executor", "ray", "--cpus-per-run", 1, "--db", db,
+                                      "--json"]])
+    out, err = capsys.readouterr()
+    assert exc.value.code == 0, err
+    d = json.loads(out)
+    here = tune("digits-mlp", 700, bounds=(0.03, 0.1), warm_start=["FIX(k0=0.05)"], top=3,
+                threads=1, progress=False)  # the same tune, trained in this process
+    assert d["iterations_spent"] == here.iterations_spent and 0 < d["iterations_spent"] <= 700
+    assert [(x["policy"], x["top1"], x["iterations"]) for x in d["recommendations"]] == [
+        (x.policy, x.top1, x.iterations) for x in here.recommendations]
+    with Store.open(db) as store:
+        assert store.counts()["runs"] == len(here.runs)
+    # resources the cluster lacks: the executor says so, in the command's terms
+    if ray.cluster_resources().get("GPU", 0) < 1:
+        with pytest.raises(SystemExit) as exc:
+            main([str(a) for a in args + ["--executor", "ray", "--gpus-per-run", 1]])
+        _, err = capsys.readouterr()
+        assert exc.value.code == 2
+        assert err.strip().splitlines() == [
+            "lrbench: error: --gpus-per-run=1 but the Ray cluster has 0 GPUs in all"]
+
+
 # -- a cluster of three nodes on this machine (keep last: it replaces the module's local Ray) --
 @pytest.mark.slow
 @needs_proc

@@ -350,6 +350,22 @@ def test_duplicates_are_kept_once_from_the_most_similar_task(store):
     assert len(rec.similar_tasks) == 2
 
 
+def test_exclude_leaves_stored_tasks_out(store, db_url):
+    a = TARGET.replace(max_iters=5000, preset=None)
+    b = TARGET.replace(max_iters=20000, preset=None)
+    put(store, a, "SIN2(k0=0.01, k1=0.06, l=1000)", 0.97)
+    ids_b = put(store, b, "SIN2(k0=0.01, k1=0.06, l=4000)", 0.99)
+    rec = recommend(store, TARGET, exclude=lambda t: t.max_iters == 5000)
+    assert [s.task for s in rec.similar_tasks] == [b]
+    assert rec.policies == ["SIN2(k0=0.01, k1=0.06, l=2000)"]
+    assert rec.recommendations[0].source_task == b
+    assert rec.recommendations[0].run_ids == tuple(ids_b)
+    everything = recommend(db_url, TARGET, exclude=lambda t: True)  # by URL too
+    assert everything.recommendations == () and everything.similar_tasks == ()
+    with pytest.raises(ValueError, match="exclude must be a callable"):
+        recommend(store, TARGET, exclude=5000)
+
+
 def test_empty_database_and_bad_arguments(store):
     rec = recommend(store, "digits-mlp")
     assert rec.recommendations == () and rec.similar_tasks == ()

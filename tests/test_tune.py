@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from lrbench.policies import parse
 from lrbench.results import CurvePoint, RunResult
-from lrbench.tasks import get_task
+from lrbench.tasks import get_task, make_task
 from lrbench.tuning.candidates import (
     CYCLIC_FUNCTIONS,
     DECAYING_FUNCTIONS,
@@ -35,7 +35,13 @@ from lrbench.tuning.halving import (
     predicted_top1,
     should_drop,
 )
-from lrbench.tuning.tune import RANGE_MAX_LRS, range_test_iters, tune
+from lrbench.tuning.tune import (
+    LOOKUP_MIN_SIMILARITY,
+    RANGE_MAX_LRS,
+    lookup_skips,
+    range_test_iters,
+    tune,
+)
 
 TASK = get_task("digits-mlp")  # max_iters 1000, eval_every 50
 EPOCH = 42  # digits: 1347 training samples // batch 32
@@ -434,12 +440,147 @@ def test_evaluate_that_overshoots_is_an_error():
     (dict(bounds=(0.1, 0.01)), "bounds"),
     (dict(evaluate=42), "evaluate"),
     (dict(progress="yes"), "progress"),
+    (dict(lookup="yes"), "lookup"),
+    (dict(executor="dask"), "unknown executor 'dask'"),
+    (dict(executor=42), "executor must be 'local', 'ray' or an Executor"),
+    (dict(executor="ray"), "executor='ray' trains runs on Ray; a custom evaluate"),
+    (dict(executor_options={"address": "auto"}), "executor 'local' takes no option 'address'"),
+    (dict(executor_options={"workers": 2}), "executor_options: give workers"),
+    (dict(executor_options=[("address", "auto")]), "executor_options must be a dict"),
 ])
 def test_bad_input_names_the_parameter(kwargs, name):
     args = dict(budget=5000, epoch_iters=EPOCH, progress=False, evaluate=Fake()) | kwargs
     budget = args.pop("budget")
     with pytest.raises(ValueError, match=name):
         tune(TASK, budget, **args)
+
+
+# -- step 1: the database lookup -------------------------------------------------------------------
+SIN2_2000 = "SIN2(k0=0.003, k1=0.1, l=168)"
+EXP_2000 = "EXP(k0=0.1, gamma=0.998)"
+POLY_RUNG = "POLY(k0=0.5, p=1.0, l=1000)"
+MAKER = Fake(quality={SIN2_2000: 0.97, EXP_2000: 0.95, POLY_RUNG: 0.99})
+
+
+def _record(url, task, policy, seeds=(0, 1)) -> list[int]:
+    """Record ``policy`` on ``task`` for each seed, as Fake trains it; the run ids."""
+    from lrbench.store import Store
+
+    with Store.open(url) as store:
+        return [store.record(MAKER(task, policy, s, None)) for s in seeds]
+
+
+def _prior_store(tmp_path) -> tuple[str, list[int]]:
+    """A store with digits-mlp at twice the length (SIN2 best, then EXP), and a short run of
+    digits-mlp that looks best of all: a lower rung of an earlier tune."""
+    url = f"sqlite:///{tmp_path / 'prior.db'}"
+    long = TASK.replace(max_iters=2000, eval_every=100)
+    ids = _record(url, long, SIN2_2000) + _record(url, long, EXP_2000)
+    _record(url, TASK.replace(max_iters=37, eval_every=37), POLY_RUNG, seeds=(0,))
+    return url, ids
+
+
+def test_lookup_warm_starts_from_a_similar_stored_task_without_a_range_test(tmp_path):
+    url, ids = _prior_store(tmp_path)
+    r, fake = fake_tune(3000, store=url)
+    assert r.lookup and r.warm_start_source == "database"
+    assert r.range_test is None and r.range_iterations == 0 and r.bounds is None
+    # recommend's policies, rescaled from 2000 to 1000 iterations, best first
+    rescaled = ["SIN2(k0=0.003, k1=0.1, l=84)", "EXP(k0=0.1, gamma=0.996004)"]
+    assert list(r.prior.policies) == rescaled
+    assert [c.policy for c in r.candidates] == rescaled
+    assert {c.source for c in r.candidates} == {"database"}
+    assert {x.source for x in r.recommendations} == {"database"}
+    # only they were trained: no FIX grid, nothing from the truncated 37-iteration run
+    assert {p for _, p, _ in fake.calls} == set(rescaled)
+    assert r.prior.run_ids == tuple(sorted(ids))
+    assert [t.max_iters for t in r.prior.skipped] == [37]
+    assert any(n.startswith("database lookup: warm start from 2 policies of digits-mlp at 2000 "
+                            "iterations") for n in r.notes)
+    d = json.loads(json.dumps(r.to_dict(), allow_nan=False))
+    assert (d["lookup"], d["warm_start_source"], d["range_test"]) == (True, "database", None)
+    prior = d["prior"]
+    assert prior["policies"] == rescaled and prior["run_ids"] == sorted(ids)
+    assert [x["source_policy"] for x in prior["recommendations"]] == [SIN2_2000, EXP_2000]
+    assert [x["source_task"]["max_iters"] for x in prior["recommendations"]] == [2000, 2000]
+    assert [x["run_ids"] for x in prior["recommendations"]] == [ids[:2], ids[2:]]
+    assert [t["max_iters"] for t in prior["skipped_tasks"]] == [37]
+    assert d["notes"] == list(r.notes)
+    # the budget need not pay for a range test any more
+    small, _ = fake_tune(300, store=url)
+    assert small.warm_start_source == "database" and 0 < small.iterations_spent <= 300
+    with pytest.raises(ValueError, match="budget=300 is too small for the range test"):
+        fake_tune(300, store=url, lookup=False)
+
+
+def test_without_lookup_or_a_usable_prior_the_range_test_runs(tmp_path):
+    url, _ = _prior_store(tmp_path)
+    cold, fake = fake_tune(3000, store=url, lookup=False)
+    assert not cold.lookup and cold.prior is None and cold.warm_start_source is None
+    assert cold.range_test is not None and cold.range_iterations > 0 and cold.notes == ()
+    assert any(p.startswith("FIX") for _, p, _ in fake.calls)
+    assert {c.source for c in cold.candidates} == {"range"}
+    # given policies or bounds: no lookup
+    given, _ = fake_tune(3000, store=url, warm_start=["FIX(k0=0.05)"])
+    assert not given.lookup and given.warm_start_source == "warm_start" and given.prior is None
+    bounded, _ = fake_tune(3000, store=url, bounds=(0.03, 0.1))
+    assert not bounded.lookup and bounded.prior is None and bounded.range_test is None
+
+    def looked_up(name, *records):
+        db = f"sqlite:///{tmp_path / name}"
+        for task, policy in records:
+            _record(db, task, policy)
+        r, _ = fake_tune(3000, store=db)
+        assert r.lookup and r.prior is None and r.warm_start_source is None
+        assert r.range_test is not None and r.range_iterations > 0
+        d = json.loads(json.dumps(r.to_dict(), allow_nan=False))
+        assert d["prior"] is None and d["lookup"] is True
+        return r.notes
+
+    assert looked_up("empty.db") == (
+        "database lookup: no stored task with usable runs; range test",)
+    # only lower rungs of an earlier tune of this task: nothing to go on
+    assert looked_up("rungs.db", (TASK.replace(max_iters=37, eval_every=37), POLY_RUNG),
+                     (TASK.replace(max_iters=111), POLY_RUNG)) == (
+        "database lookup: no stored task with usable runs (2 shorter version(s) of stored "
+        "tasks not looked at); range test",)
+    # an unrelated task (another dataset and model family) is no prior
+    other = make_task(dataset="cifar10", model="resnet20", batch_size=128, max_iters=1000,
+                      eval_every=50)
+    notes = looked_up("other.db", (other, SIN2_2000))
+    assert len(notes) == 1 and notes[0].startswith("database lookup: the most similar stored "
+                                                   "task (cifar10/resnet20 at 1000 iterations")
+    assert f"is below {LOOKUP_MIN_SIMILARITY:g}" in notes[0]
+
+
+def test_a_second_tune_warm_starts_from_the_first_ones_full_length_runs_only(tmp_path):
+    url = f"sqlite:///{tmp_path / 'twice.db'}"
+    first, _ = fake_tune(7000, store=url)
+    assert first.rungs[-1].iters == TASK.max_iters and first.range_test is not None
+    second, fake = fake_tune(3000, store=url)
+    full = [x for x in first.recommendations if x.rung_iters == TASK.max_iters]
+    # the first tune's runs at the full length, as they ran (nothing rescaled) ...
+    assert list(second.prior.policies) == [x.policy for x in full]
+    assert all(x.source_task == TASK and x.rescaled_from is None
+               for x in second.prior.recommended)
+    assert second.prior.run_ids == tuple(sorted(i for x in full for i in x.run_ids))
+    # ... never its range test or lower rungs
+    shorter = {first.range_test.iters} | {g.iters for g in first.rungs[:-1]}
+    assert {t.max_iters for t in second.prior.skipped} == shorter
+    assert {p for _, p, _ in fake.calls} == {x.policy for x in full}
+
+
+def test_lookup_skips_shorter_versions_of_stored_tasks():
+    other = make_task(dataset="digits", model="digits-cnn", batch_size=32, max_iters=600,
+                      eval_every=50)
+    stored = [TASK.replace(max_iters=n, eval_every=min(50, n)) for n in (92, 37, 1000, 2000, 3000)]
+    stored += [other.replace(max_iters=n, eval_every=min(50, n)) for n in (22, 600, 66)]
+    skipped = lookup_skips(stored, TASK)
+    # the target's own: its length and the longest are kept; other tasks: the longest only
+    assert [(t.model, t.max_iters) for t in skipped] == [
+        ("mlp", 92), ("mlp", 37), ("mlp", 2000), ("digits-cnn", 22), ("digits-cnn", 66)]
+    assert lookup_skips(stored[:2], TASK) == stored[:2]  # shorter than the target: never
+    assert lookup_skips([TASK.replace(eval_every=100)], TASK) == []  # another eval_every: kept
 
 
 def test_tune_imports_no_framework():
@@ -486,6 +627,18 @@ def test_cli_table_with_real_training(capsys):
     (["--task", "digits-mlp", "--budget", "5000", "--warm-start", "NOPE(k0=1)"],
      "--warm-start"),
     (["--task", "nope", "--budget", "5000"], "unknown task preset"),
+    (["--task", "digits-mlp", "--budget", "5000", "--workers", "0"], "--workers must be >= 1"),
+    (["--task", "digits-mlp", "--budget", "5000", "--executor", "bogus"],
+     "--executor must be one of local, ray, got 'bogus'"),
+    (["--task", "digits-mlp", "--budget", "5000", "--address", "auto"],
+     "--address only applies to --executor ray"),
+    (["--task", "digits-mlp", "--budget", "5000", "--cpus-per-run", "2"],
+     "--cpus-per-run only applies to --executor ray"),
+    (["--task", "digits-mlp", "--budget", "5000", "--executor", "ray", "--cpus-per-run", "0"],
+     "--cpus-per-run must be > 0, got 0"),
+    (["--task", "digits-mlp", "--budget", "5000", "--executor", "ray", "--gpus-per-run", "-1"],
+     "--gpus-per-run must be >= 0, got -1"),
+    (["--task", "digits-mlp", "--budget", "5000", "--no-lookup"], "--no-lookup applies with --db"),
 ])
 def test_cli_bad_input_one_line_exit_2(capsys, args, match):
     code, out, err = run_cli(capsys, "tune", *args)
@@ -525,3 +678,37 @@ def test_cli_json_end_to_end_in_a_subprocess(tmp_path):
                 assert store.load(run_id).policy == x["policy"]
     assert "Traceback" not in proc.stderr
     print(f"lrbench tune --budget 3000 end to end: {wall:.1f} s")
+
+
+def test_cli_executor_ray_without_ray_names_the_extra(tmp_path):
+    code = ("import sys; sys.modules['ray'] = None\nfrom lrbench.cli import main\n"
+            "main(['tune', '--task', 'digits-mlp', '--budget', '700', '--bounds', '0.03,0.1', "
+            f"'--executor', 'ray', '--db', 'sqlite:///{tmp_path / 'x.db'}'])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.strip().splitlines() == [
+        "lrbench: error: the 'ray' executor needs Ray: pip install 'lrbench[ray]'"]
+
+
+def test_cli_db_lookup_warm_starts_and_no_lookup_does_not(tmp_path, capsys):
+    from lrbench.store import Store
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    ids = _record(url, TASK, "FIX(k0=0.05)") + _record(url, TASK, SIN2_2000)
+    # too small for a range test: only the lookup makes it possible
+    code, out, err = run_cli(capsys, "tune", "--task", "digits-mlp", "--budget", "400",
+                             "--db", url, "--no-lookup")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "--budget=400 is too small for the range test" in err
+    code, out, err = run_cli(capsys, "tune", "--task", "digits-mlp", "--budget", "400",
+                             "--db", url, "--threads", "1", "--json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert (d["lookup"], d["warm_start_source"], d["range_test"]) == (True, "database", None)
+    assert d["prior"]["policies"] == [SIN2_2000, "FIX(k0=0.05)"]  # Fake's q: SIN2 0.97 first
+    assert d["prior"]["run_ids"] == sorted(ids)
+    assert {x["policy"] for x in d["recommendations"]} <= set(d["prior"]["policies"])
+    assert 0 < d["iterations_spent"] <= 400
+    assert any(n.startswith("database lookup: warm start from 2 policies") for n in d["notes"])
+    with Store.open(url) as store:  # the tune's own runs were recorded next to the prior
+        assert store.counts()["runs"] > len(ids)

@@ -32,6 +32,17 @@ ItersOption = Annotated[int | None, typer.Option("--iters", metavar="N",
                         help="Training iterations per run (the task's max_iters).")]
 EvalOption = Annotated[int | None, typer.Option("--eval-every", metavar="R",
                        help="Evaluate every R iterations.")]
+# Where runs train (``lrbench run``, ``lrbench tune``); checked by :func:`executor_options`.
+ExecutorOption = Annotated[str, typer.Option(
+    "--executor", metavar="local|ray",
+    help="Where runs train: a local process pool, or Ray tasks.")]
+AddressOption = Annotated[str | None, typer.Option(
+    "--address", metavar="auto|ray://HOST:PORT",
+    help="The Ray cluster (with --executor ray; default: a local Ray).")]
+CpusPerRunOption = Annotated[float | None, typer.Option(
+    "--cpus-per-run", metavar="N", help="Ray CPUs per run (default 1).")]
+GpusPerRunOption = Annotated[float | None, typer.Option(
+    "--gpus-per-run", metavar="N", help="Ray GPUs per run (default 0); runs with GPUs use CUDA.")]
 
 CONFIG_KEYS = {
     "task": "a preset name, or a mapping of task fields (with an optional 'preset')",
@@ -189,14 +200,10 @@ def run_command(
                                help="Stop a run when its top-1 reaches A (0-1).")] = None,
     data_root: Annotated[str | None, typer.Option("--data-root", metavar="DIR")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
-    executor: Annotated[str, typer.Option("--executor", metavar="local|ray",
-                        help="Where runs train: a local process pool, or Ray tasks.")] = "local",
-    address: Annotated[str | None, typer.Option("--address", metavar="auto|ray://HOST:PORT",
-                       help="The Ray cluster (with --executor ray; default: a local Ray).")] = None,
-    cpus_per_run: Annotated[float | None, typer.Option("--cpus-per-run", metavar="N",
-                            help="Ray CPUs per run (default 1).")] = None,
-    gpus_per_run: Annotated[float | None, typer.Option("--gpus-per-run", metavar="N",
-                            help="Ray GPUs per run (default 0); runs with GPUs use CUDA.")] = None,
+    executor: ExecutorOption = "local",
+    address: AddressOption = None,
+    cpus_per_run: CpusPerRunOption = None,
+    gpus_per_run: GpusPerRunOption = None,
     device: Annotated[str | None, typer.Option("--device", metavar="cpu|cuda",
                       help="Torch device of each run (default cpu).")] = None,
 ) -> None:
@@ -210,16 +217,17 @@ def run_command(
     for key in ("iters", "repeats", "eval_every", "workers", "threads"):
         if cfg.get(key) is not None and cfg[key] < 1:
             fail(f"{source}: {key}: must be >= 1, got {cfg[key]}")
-    options = _executor_options(executor, address, cpus_per_run, gpus_per_run, device)
+    options = executor_options(executor, address, cpus_per_run, gpus_per_run, device)
     bench = _benchmark(cfg, source)
     run_and_rank(bench, cfg.get("db"), workers=cfg.get("workers"), threads=cfg.get("threads"),
                  executor=executor.strip().lower(), executor_options=options, device=device,
                  as_json=as_json)
 
 
-def _executor_options(executor: str, address: str | None, cpus: float | None,
-                      gpus: float | None, device: str | None) -> dict[str, Any]:
-    """Check ``lrbench run``'s executor flags (one-line errors); the executor's options."""
+def executor_options(executor: str, address: str | None, cpus: float | None,
+                     gpus: float | None, device: str | None = None) -> dict[str, Any]:
+    """Check the executor flags of ``lrbench run`` / ``tune`` (one-line errors, exit code 2);
+    the executor's options (``address``, ``cpus_per_run``, ``gpus_per_run`` for Ray)."""
     from lrbench.executors import EXECUTORS
 
     name = executor.strip().lower()

@@ -15,14 +15,19 @@ when the test found none (every LR diverged), 2 for bad input (one line on stder
 
     lrbench tune --task PRESET --budget ITERATIONS [--goal accuracy|cost] [--target-accuracy A]
                  [--seeds K] [--eta N] [--top N] [--min-iters N] [--warm-start POLICY ...]
-                 [--bounds LO,HI] [--workers N] [--threads T] [--data-root DIR] [--db URL]
-                 [--json]
+                 [--bounds LO,HI] [--db URL [--no-lookup]] [--workers N] [--threads T]
+                 [--data-root DIR] [--executor local|ray] [--address auto|ray://HOST:PORT]
+                 [--cpus-per-run N] [--gpus-per-run N] [--json]
 
-``lrbench tune`` (``lrbench.tuning.tune.tune``): a range test, candidate policies per function
-family, successive halving, all within ``--budget`` training iterations (a hard cap, range test
-included); prints the recommended policies best first. ``--json`` prints one object with
-``recommendations`` (each with ``policy``, ``top1`` and its other metrics) and
-``iterations_spent``. Exit code 0 with recommendations, 1 without, 2 for bad input.
+``lrbench tune`` (``lrbench.tuning.tune.tune``): a database lookup (with ``--db``, unless
+``--no-lookup``: the best policies of similar stored tasks warm-start the search), else a range
+test; candidate policies per function family, successive halving, all within ``--budget``
+training iterations (a hard cap, range test included); prints the recommended policies best
+first. ``--executor ray`` trains every run as a Ray task (resources per run
+``--cpus-per-run`` / ``--gpus-per-run``), recorded and budgeted by this process.
+``--json`` prints one object with ``recommendations`` (each with ``policy``, ``top1`` and its
+other metrics), ``iterations_spent`` and ``prior`` (what the lookup warm-started from).
+Exit code 0 with recommendations, 1 without, 2 for bad input.
 
     lrbench optuna --task PRESET --trials N [--sampler tpe|random] [--pruner hyperband|median|none]
                    [--iters N] [--seed S] [--families F,...] [--bounds LO,HI] [--threads T]
@@ -47,6 +52,13 @@ from typing import Annotated, Any, Optional
 import typer
 
 from lrbench.cli import app, fail
+from lrbench.cli.bench import (
+    AddressOption,
+    CpusPerRunOption,
+    ExecutorOption,
+    GpusPerRunOption,
+    executor_options,
+)
 
 
 def _opt(help: str, *names: str, metavar: str | None = None) -> Any:
@@ -349,7 +361,7 @@ def _tune_table(result: Any) -> Any:
 
 
 def _tune_lines(result: Any) -> list[str]:
-    lines = []
+    lines = list(result.notes)
     rt = result.range_test
     if rt is not None and rt.good_range is not None:
         lo, hi = rt.good_range
@@ -396,14 +408,25 @@ def tune_command(
     bounds: Annotated[Optional[str], _opt(
         "The good FIX range LO,HI to build candidates from; skips the range test.", "--bounds",
         metavar="LO,HI")] = None,
-    workers: Annotated[int, typer.Option(
-        "--workers", metavar="N", help="Runs of a rung trained at once (processes).")] = 1,
+    workers: Annotated[Optional[int], _opt(
+        "Runs of a rung trained at once (default 1: processes; with --executor ray, what the "
+        "cluster fits).", "--workers", metavar="N")] = None,
     threads: ThreadsOpt = None,
     data_root: DataRootOpt = None,
-    db: RecordDbOpt = None,
+    db: Annotated[Optional[str], _opt(
+        "Record every run in this LR database, and warm-start from the best policies of "
+        "similar tasks stored there (see --no-lookup).", "--db", metavar="URL")] = None,
+    no_lookup: Annotated[bool, typer.Option(
+        "--no-lookup", help="With --db: do not warm-start from similar stored tasks; run the "
+        "range test.")] = False,
+    executor: ExecutorOption = "local",
+    address: AddressOption = None,
+    cpus_per_run: CpusPerRunOption = None,
+    gpus_per_run: GpusPerRunOption = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Tune an LR policy within a budget: range test, candidates, successive halving."""
+    """Tune an LR policy within a budget: database lookup or range test, candidates,
+    successive halving."""
     from lrbench.tasks import get_task
 
     if task is None:
@@ -422,6 +445,9 @@ def tune_command(
                          ("--min-iters", min_iters, 1), ("--threads", threads, 1)):
         if v is not None and v < low:
             fail(f"{flag} must be >= {low}, got {v}")
+    if no_lookup and db is None:
+        fail("--no-lookup applies with --db (without a database there is nothing to look up)")
+    options = executor_options(executor, address, cpus_per_run, gpus_per_run)
     t = get_task(task)
     pair = _bounds(bounds) if bounds is not None else None
 
@@ -434,9 +460,11 @@ def tune_command(
         store = Store.open(db)
     try:
         result = tune(t, budget, goal=g, target_accuracy=target_accuracy, seeds=seeds,
-                      store=store, warm_start=warm_start or (), bounds=pair, eta=eta,
-                      min_iters=min_iters, top=top, workers=workers, threads=threads,
-                      data_root=data_root, progress=not as_json)
+                      store=store, warm_start=warm_start or (), bounds=pair,
+                      lookup=not no_lookup, eta=eta, min_iters=min_iters, top=top,
+                      workers=workers, threads=threads, data_root=data_root,
+                      progress=not as_json, executor=executor.strip().lower(),
+                      executor_options=options)
     except ValueError as e:
         fail(_tune_flags(" ".join(str(e).split())))
     finally:
@@ -473,7 +501,8 @@ def _tune_flags(message: str) -> str:
     names = {"budget": "--budget", "target_accuracy": "--target-accuracy", "seeds": "--seeds",
              "eta": "--eta", "top": "--top", "min_iters": "--min-iters",
              "warm_start": "--warm-start", "bounds": "--bounds", "workers": "--workers",
-             "threads": "--threads", "goal": "--goal"}
+             "threads": "--threads", "goal": "--goal", "cpus_per_run": "--cpus-per-run",
+             "gpus_per_run": "--gpus-per-run", "address": "--address"}
     return re.sub(r"\b(" + "|".join(names) + r")\b", lambda m: names[m.group(1)], message)
 
 

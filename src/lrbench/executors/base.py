@@ -1,4 +1,10 @@
-"""The executor interface and the job every executor runs."""
+"""The executor interface and the two kinds of job every executor runs.
+
+- :class:`RunJob` (``lrbench run``): a claimed run; the worker trains it and records it in the
+  database itself (:func:`execute_job`), and the future gives its summary.
+- :class:`TrainJob` (``lrbench tune``): a run to train and hand back; the worker only trains it
+  (:func:`execute_train_job`), the future gives the RunResult and the caller records it.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from lrbench.results import RunResult
+from lrbench.tasks import Task
 
 
 @dataclass(frozen=True)
@@ -26,6 +33,24 @@ class RunJob:
 
 
 @dataclass(frozen=True)
+class TrainJob:
+    """One run to train and hand back, not recorded (the caller records it): picklable.
+
+    ``task.max_iters`` is the run's length; ``target_accuracy`` stops it at the first evaluation
+    reaching it; ``threads`` (None: the executor's), ``data_root`` and ``device`` (None: the
+    CPU, or ``cuda`` for a Ray run given GPUs) as :func:`lrbench.trainer.train`.
+    """
+
+    task: Task
+    policy: str
+    seed: int
+    target_accuracy: float | None = None
+    threads: int | None = None
+    data_root: str | None = None
+    device: Any = None
+
+
+@dataclass(frozen=True)
 class ProgressEvent:
     """A worker's report on a run in progress."""
 
@@ -37,12 +62,19 @@ class ProgressEvent:
 
 
 class Executor(Protocol):
-    """Runs jobs somewhere; ``events`` yields ProgressEvents (``get_nowait`` raising Empty)."""
+    """Runs jobs somewhere; ``events`` yields ProgressEvents (``get_nowait`` raising Empty).
+
+    ``submit(RunJob)``: a Future of the run's summary (the worker records the run);
+    ``submit_train(TrainJob)``: a Future of its RunResult (nothing recorded). ``workers``: how
+    many runs the caller should keep in flight at once.
+    """
 
     workers: int
     events: Any
 
     def submit(self, job: RunJob) -> Future: ...
+
+    def submit_train(self, job: TrainJob) -> Future: ...
 
     def shutdown(self, *, cancel: bool = False) -> None: ...
 
@@ -103,3 +135,15 @@ def execute_job(job: RunJob, events: Any = None) -> dict[str, Any]:
         )
     store.record(result, claim=claim, dataset_info=result.extra.get("dataset"))
     return {"run_id": claim.run_id, **result.summary()}
+
+
+def execute_train_job(job: TrainJob) -> RunResult:
+    """Train the job's run and return its RunResult (recorded by nobody here).
+
+    An error (e.g. a missing dataset, CUDA asked for but absent) propagates to the caller, as
+    :func:`lrbench.trainer.train` raises it.
+    """
+    from lrbench.trainer import train
+
+    return train(job.task, job.policy, job.seed, threads=job.threads, data_root=job.data_root,
+                 device=job.device, target_accuracy=job.target_accuracy)

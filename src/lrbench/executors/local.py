@@ -7,13 +7,14 @@ threads (docs/benchmarks.md, "Runner"). Workers ignore Ctrl-C; the driver stops 
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing as mp
 import os
 import signal
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
-from lrbench.executors.base import RunJob, execute_job
+from lrbench.executors.base import RunJob, TrainJob, execute_job, execute_train_job
 
 
 def available_cores() -> int:
@@ -64,6 +65,12 @@ class LocalExecutor:
         if job.threads is None:
             job = RunJob(**{**job.__dict__, "threads": self.threads})
         return self._pool.submit(execute_job, job, self.events)
+
+    def submit_train(self, job: TrainJob) -> Future:
+        """Train ``job`` in the pool; the Future gives its RunResult (not recorded)."""
+        if job.threads is None:
+            job = dataclasses.replace(job, threads=self.threads)
+        return self._pool.submit(execute_train_job, job)
 
     def shutdown(self, *, cancel: bool = False) -> None:
         """Stop the pool; with ``cancel``, runs in progress are killed, not waited for."""

@@ -15,6 +15,12 @@ Fault tolerance:
 - a driver that dies: Ray ends its tasks; the next ``lrbench run`` from the same host puts the
   dead driver's claims back to pending (see ``lrbench.runner``).
 
+``submit_train`` (``lrbench tune``) runs a :class:`~lrbench.executors.base.TrainJob` as a Ray
+task with the same resources and retries; it records nothing, its Future gives the RunResult.
+A run that raises on its worker raises the same error in the driver (as the local pool does);
+a run whose worker died on every attempt comes back as a 'failed' RunResult with 0 iterations
+and the reason, so that the caller (tune) goes on without it.
+
 >>> from lrbench.executors import make_executor               # doctest: +SKIP
 >>> ex = make_executor("ray", address="auto", cpus_per_run=2)  # doctest: +SKIP
 >>> ex.workers                                                 # doctest: +SKIP
@@ -23,6 +29,7 @@ Fault tolerance:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import numbers
 import queue
@@ -32,7 +39,7 @@ from collections import deque
 from concurrent.futures import Future
 from typing import Any
 
-from lrbench.executors.base import RunJob, execute_job
+from lrbench.executors.base import RunJob, TrainJob, execute_job, execute_train_job
 
 __all__ = ["MissingExtraError", "RayExecutor", "import_ray"]
 
@@ -106,9 +113,15 @@ class RayEvents:
 _remote: dict[str, Any] = {}
 
 
+def _train_job(job: TrainJob) -> Any:
+    """The Ray task of ``submit_train``: one run, handed back (see ``execute_train_job``)."""
+    return execute_train_job(job)
+
+
 def _remote_parts(ray: Any) -> tuple[Any, Any]:
     if not _remote:
         _remote["run"] = ray.remote(_run_job)
+        _remote["train"] = ray.remote(_train_job)
         _remote["events"] = ray.remote(_EventBuffer)
     return _remote["run"], _remote["events"]
 
@@ -207,6 +220,7 @@ class RayExecutor:
 
         run, buffer = _remote_parts(ray)
         self._run = run
+        self._train = _remote["train"]
         self._task_options = dict(num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run,
                                   max_retries=self.max_retries, retry_exceptions=False)
         actor_options: dict[str, Any] = {"num_cpus": 0}
@@ -220,7 +234,7 @@ class RayExecutor:
         self._events_actor = buffer.options(**actor_options).remote()
         self.events = RayEvents(self._events_actor, ray)
         self._sender = _EventSender(self._events_actor)
-        self._refs: dict[Any, RunJob] = {}
+        self._refs: dict[Any, RunJob | TrainJob] = {}
         self._closing = False
 
     def _abort(self) -> None:
@@ -247,6 +261,43 @@ class RayExecutor:
         ref.future().add_done_callback(lambda f, r=ref: self._finished(r, f, out))
         return out
 
+    def submit_train(self, job: TrainJob) -> Future:
+        """Train ``job`` as a Ray task (``cpus_per_run``, ``gpus_per_run``, ``max_retries``);
+        the Future gives its RunResult, recorded nowhere (see the module doc for failures)."""
+        if self._closing:
+            raise RuntimeError("cannot submit to an executor that was shut down")
+        changes: dict[str, Any] = {}
+        if job.threads is None:
+            changes["threads"] = self.threads
+        if job.device is None and self.gpus_per_run:
+            changes["device"] = "cuda"
+        if changes:
+            job = dataclasses.replace(job, **changes)
+        ref = self._train.options(name="lrbench-train", **self._task_options).remote(job)
+        self._refs[ref] = job
+        out: Future = Future()
+        out.set_running_or_notify_cancel()
+        ref.future().add_done_callback(lambda f, r=ref: self._trained(r, f, out))
+        return out
+
+    def _trained(self, ref: Any, done: Future, out: Future) -> None:
+        job = self._refs.pop(ref, None)
+        try:
+            out.set_result(done.result())
+            return
+        except Exception as e:
+            error = e
+        if isinstance(error, self._ray.exceptions.RayTaskError):  # the run raised: its error
+            cause = getattr(error, "cause", None)
+            out.set_exception(cause if isinstance(cause, Exception) else error)
+            return
+        cancelled = isinstance(error, self._ray.exceptions.TaskCancelledError)
+        if self._closing or not isinstance(job, TrainJob) or cancelled:
+            out.set_exception(error)
+            return
+        why = f"worker lost {self.max_retries + 1} times ({type(error).__name__})"
+        out.set_result(_lost_result(job.task, job.policy, job.seed, why, error))
+
     def _finished(self, ref: Any, done: Future, out: Future) -> None:
         job = self._refs.pop(ref, None)
         try:
@@ -255,7 +306,7 @@ class RayExecutor:
         except Exception as e:
             error = e
         cancelled = isinstance(error, self._ray.exceptions.TaskCancelledError)
-        if self._closing or job is None or cancelled:
+        if self._closing or not isinstance(job, RunJob) or cancelled:
             out.set_exception(error)
             return
         if isinstance(error, self._ray.exceptions.RayTaskError):  # execute_job itself raised
@@ -308,22 +359,27 @@ def _reachable(address: str, timeout: float = 10.0) -> None:
                          f"{e.strerror or e}") from None
 
 
-def _record_lost(job: RunJob, why: str, error: BaseException) -> dict[str, Any]:
-    """Record as 'failed' a run that no worker could finish; return its summary."""
+def _lost_result(task: Any, policy: str, seed: int, why: str, error: BaseException) -> Any:
+    """A 'failed' RunResult (0 iterations) for a run that no worker could finish."""
     from lrbench.policies import parse
     from lrbench.results import RunResult
-    from lrbench.store import open_store
 
-    claim = job.claim
     text = " ".join(str(error).split())
     if len(text) > 500:
         text = text[:500] + "..."
-    result = RunResult(
-        task=claim.task, policy=claim.policy, seed=claim.seed, status="failed",
-        stop_reason="error", iterations=0, wall_time=0.0, n_params=parse(claim.policy).n_params,
-        host=socket.gethostname(),
+    return RunResult(
+        task=task, policy=policy, seed=seed, status="failed", stop_reason="error", iterations=0,
+        wall_time=0.0, n_params=parse(policy).n_params, host=socket.gethostname(),
         error=f"{why}: {text}",
     )
+
+
+def _record_lost(job: RunJob, why: str, error: BaseException) -> dict[str, Any]:
+    """Record as 'failed' a run that no worker could finish; return its summary."""
+    from lrbench.store import open_store
+
+    claim = job.claim
+    result = _lost_result(claim.task, claim.policy, claim.seed, why, error)
     with open_store(job.db_url) as store:
         store.record(result, claim=claim)
     return {"run_id": claim.run_id, **result.summary()}

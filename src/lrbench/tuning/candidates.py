@@ -55,14 +55,15 @@ EPOCH_MULTIPLES: tuple[int, ...] = (2, 4, 8)
 #: TRIEXP/SINEXP/EXP decay to this fraction of their amplitude at the full length
 DECAY_TO = 0.01
 
-Source = Literal["range", "bounds", "warm_start"]
+Source = Literal["range", "bounds", "warm_start", "database"]
 
 
 @dataclass(frozen=True)
 class Candidate:
     """A policy to evaluate: ``policy`` (canonical notation), its ``kind`` (fixed, decaying,
     cyclic, composite, ...) and where it came from (``source``: 'range' from the range test,
-    'bounds' from a given range, 'warm_start' from the caller)."""
+    'bounds' from a given range, 'warm_start' from the caller, 'database' from tune's database
+    lookup)."""
 
     policy: str
     kind: str

@@ -50,7 +50,7 @@ without; policies whose runs all diverged or failed are not recommended.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -533,14 +533,17 @@ def _scale(target: Task, source: Task, tm: DatasetMeta, sm: DatasetMeta, scale_b
 
 
 def recommend(store: Any, task: Task | str, *, top: int = 5, max_tasks: int = 5,
-              scale_by: ScaleBy = "iters") -> Recommendation:
+              scale_by: ScaleBy = "iters",
+              exclude: Callable[[Task], bool] | None = None) -> Recommendation:
     """Policies for ``task`` (a Task or a preset name) from the most similar stored tasks.
 
     Looks at the ``max_tasks`` most similar stored tasks that have usable runs (similarity in
     the module docstring), lists up to ``top`` best policies of each, and recommends up to
     ``top`` policies overall, rescaled to the target (``scale_by`` "iters" or "epochs").
-    ``store`` is a :class:`lrbench.store.Store` or a database URL. An empty database gives an
-    empty Recommendation.
+    ``store`` is a :class:`lrbench.store.Store` or a database URL. ``exclude``: stored tasks
+    for which ``exclude(task)`` is true are not looked at (``tune`` skips the shorter versions
+    of a task: :func:`lrbench.tuning.tune.lookup_skips`). An empty database gives an empty
+    Recommendation.
 
     >>> from lrbench.store import Store
     >>> with Store.open("sqlite://") as store:
@@ -552,14 +555,17 @@ def recommend(store: Any, task: Task | str, *, top: int = 5, max_tasks: int = 5,
             raise ValueError(f"{name} must be a whole number >= 1, got {v!r}")
     if scale_by not in ("iters", "epochs"):
         raise ValueError(f"scale_by must be 'iters' or 'epochs', got {scale_by!r}")
+    if exclude is not None and not callable(exclude):
+        raise ValueError(f"exclude must be a callable taking a Task, got {exclude!r}")
     target = as_task(task)
     if isinstance(store, str):
         from lrbench.store import Store
 
         with Store.open(store) as opened:
-            return recommend(opened, target, top=top, max_tasks=max_tasks, scale_by=scale_by)
+            return recommend(opened, target, top=top, max_tasks=max_tasks, scale_by=scale_by,
+                             exclude=exclude)
 
-    stored = store.tasks()
+    stored = [t for t in store.tasks() if exclude is None or not exclude(t)]
     metas = dataset_meta(store, sorted({target.dataset, *(t.dataset for t in stored)}))
     tm = metas[target.dataset]
     scored = []

@@ -3,16 +3,29 @@ budget of training iterations (SPEC section 5; the ``lrbench tune`` command).
 
 The algorithm:
 
-1. **Range test** (skipped when ``bounds`` or ``warm_start`` is given): the paper's FIX grid
-   (:func:`~lrbench.tuning.rangetest.fix_range_test`, 1e-4 .. 1 at 1x and 3x per decade, grown
-   by up to 2 decades), each LR run ``rt`` iterations with every seed, where ``rt`` is 5 epochs
-   shortened so that even the largest grid (13 LRs) costs at most ``range_fraction`` (0.2) of
-   the budget (a budget that leaves ``rt`` below ``min_iters`` is a ValueError). Its
-   iterations count against the budget.
-2. **Candidates** (:func:`~lrbench.tuning.candidates.generate_candidates`) from the good FIX
+1. **Database lookup** (when a ``store`` is given, ``lookup`` is on, and neither ``warm_start``
+   nor ``bounds``): :func:`~lrbench.tuning.recommend.recommend` finds the stored tasks most
+   similar to the task and their best policies, rescaled to its length. Only stored tasks at
+   least :data:`LOOKUP_MIN_SIMILARITY` (0.5) similar count, and of the stored versions of one
+   task that differ only in length, only the longest (:func:`lookup_skips`): the shorter ones
+   are the range tests and lower rungs that earlier tunes recorded and pruned Optuna trials:
+   truncated runs of policies sized for the full length, which ``recommend`` would stretch as
+   if they had been designed for their short length. Of the task's own stored
+   versions, the one of its length and the longest if longer are used, never a shorter one,
+   so a second tune of a task starts from the first one's full-length runs, never from its
+   rungs. When the lookup finds policies they are the warm start (candidates with source
+   'database') and no range test is run; ``TuneResult.prior`` records them with the tasks and
+   run ids they rest on, and ``notes`` says what the lookup did either way.
+2. **Range test** (skipped when ``bounds`` or ``warm_start`` is given or the lookup found
+   policies): the paper's FIX grid (:func:`~lrbench.tuning.rangetest.fix_range_test`,
+   1e-4 .. 1 at 1x and 3x per decade, grown by up to 2 decades), each LR run ``rt`` iterations
+   with every seed, where ``rt`` is 5 epochs shortened so that even the largest grid (13 LRs)
+   costs at most ``range_fraction`` (0.2) of the budget (a budget that leaves ``rt`` below
+   ``min_iters`` is a ValueError). Its iterations count against the budget.
+3. **Candidates** (:func:`~lrbench.tuning.candidates.generate_candidates`) from the good FIX
    range: FIX at the best LR, a warm-up + cosine composite, 7 cyclic functions with half periods
-   of 2, 4 and 8 epochs, 5 decaying functions (28 in all); ``warm_start`` policies come first.
-3. **Successive halving** (:func:`~lrbench.tuning.halving.plan_rungs`): rung 0 trains every
+   of 2, 4 and 8 epochs, 5 decaying functions (28 in all); warm-start policies come first.
+4. **Successive halving** (:func:`~lrbench.tuning.halving.plan_rungs`): rung 0 trains every
    candidate ``r_0`` iterations with every seed; the best ``1/eta`` continue (ranked by mean
    top-1 over seeds, ties by iterations spent, then by #Iter, then by candidate order; with
    ``goal='cost'``, first the candidates whose every seed reached ``target_accuracy``, cheapest
@@ -24,11 +37,11 @@ The algorithm:
    a short run is exactly the beginning of the long one; a run that stopped early (target reached
    or diverged) would stop at the same step again, so it is reused, not retrained (exact on the
    CPU, where training is bit-for-bit reproducible).
-4. **Target accuracy**: passed to each run, which stops at the first evaluation reaching it (only
+5. **Target accuracy**: passed to each run, which stops at the first evaluation reaching it (only
    the iterations actually trained count). After each rung but the last, a candidate that has
    not reached it is dropped when even a straight line through its last two evaluations misses
    it by the top rung's length (:func:`~lrbench.tuning.halving.should_drop`).
-5. **Recommendations**: every evaluated candidate, deepest rung first, then by the rung's
+6. **Recommendations**: every evaluated candidate, deepest rung first, then by the rung's
    ranking; the first ``top``, each with its metrics and the runs it rests on (their ids in the
    store when one is given; every run is recorded there).
 
@@ -36,6 +49,13 @@ The algorithm:
 unless the reservation fits in what is left; ``iterations_spent`` (range test included) is the
 sum of the iterations the runs actually trained, and never exceeds ``budget``. Iterations saved
 by early stops are not spent again.
+
+**Where runs train** (``executor``): by default in this process, a rung's runs ``workers`` at a
+time in a local process pool; with ``executor='ray'`` (or any Executor) every run, range test
+included, is a :class:`~lrbench.executors.TrainJob` on the executor (a Ray task with
+``cpus_per_run`` / ``gpus_per_run``). Either way the driver reserves, settles and records each
+run: the budget and the store see the same runs in the same order, and on the CPU the same
+results bit for bit.
 
 >>> r = tune("digits-mlp", 7000, seeds=1, threads=1)                # doctest: +SKIP
 >>> r.iterations_spent, r.recommendations[0].policy                 # doctest: +SKIP
@@ -45,10 +65,11 @@ by early stops are not spent again.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import numbers
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
@@ -69,12 +90,14 @@ from lrbench.tuning.rangetest import (
 )
 
 if TYPE_CHECKING:
+    from lrbench.executors import Executor
     from lrbench.ranking import PolicyStats
     from lrbench.results import RunResult
+    from lrbench.tuning.recommend import Recommended, SimilarTask
 
 __all__ = [
-    "GOALS", "Recommendation", "Rung", "RunRef", "TuneEvent", "TuneResult", "range_test_iters",
-    "tune",
+    "GOALS", "LOOKUP_MIN_SIMILARITY", "Prior", "Recommendation", "Rung", "RunRef", "TuneEvent",
+    "TuneResult", "lookup_skips", "range_test_iters", "tune",
 ]
 
 Goal = Literal["accuracy", "cost"]
@@ -85,6 +108,10 @@ DEFAULT_TOP = 5
 RANGE_FRACTION = 0.2
 #: the most LRs the range test can try: the default grid and its extensions
 RANGE_MAX_LRS = len(lr_grid()) + DEFAULT_EXTEND * len(DEFAULT_MANTISSAS)
+#: the database lookup warm-starts only from stored tasks at least this similar to the target
+#: (:func:`lrbench.tuning.recommend.similarity`: the same dataset, or the same model family
+#: with a similar dataset); a less similar task's policies are no reason to skip the range test
+LOOKUP_MIN_SIMILARITY = 0.5
 
 #: ``evaluate(task, policy, seed, target_accuracy) -> RunResult``; ``task.max_iters`` is the
 #: run's length.
@@ -206,10 +233,44 @@ class Recommendation:
 
 
 @dataclass(frozen=True)
+class Prior:
+    """What the database lookup (step 1) warm-started from: the ``policies`` (in notation, best
+    first, rescaled to the target), the ``recommended`` entries of
+    :func:`~lrbench.tuning.recommend.recommend` they come from (source task, similarity, the
+    stored runs' metrics and ids), the ``similar_tasks`` looked at and the stored tasks
+    ``skipped`` (shorter versions, see :func:`lookup_skips`)."""
+
+    policies: tuple[str, ...]
+    recommended: tuple[Recommended, ...]
+    similar_tasks: tuple[SimilarTask, ...]
+    skipped: tuple[Task, ...] = ()
+
+    @property
+    def run_ids(self) -> tuple[int, ...]:
+        """Store ids of the runs the policies rest on."""
+        return tuple(sorted({i for r in self.recommended for i in r.run_ids}))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": "database",
+            "policies": list(self.policies),
+            "run_ids": list(self.run_ids),
+            "recommendations": [r.to_dict() for r in self.recommended],
+            "similar_tasks": [{"task": s.task.model_dump(mode="json"),
+                               "similarity": s.similarity, "why": s.why, "scale": s.scale}
+                              for s in self.similar_tasks],
+            "skipped_tasks": [t.model_dump(mode="json") for t in self.skipped],
+        }
+
+
+@dataclass(frozen=True)
 class TuneResult:
     """The outcome of :func:`tune`: ``recommendations`` best first, ``iterations_spent`` (range
     test included, <= ``budget``), the ``range_test`` (None when skipped), the ``bounds`` the
     candidates came from, the ``candidates``, the ``plan`` and the ``rungs`` as they ran.
+    ``lookup``: whether the database was asked (step 1); ``warm_start_source``: 'warm_start'
+    (the caller's), 'database' (the lookup's, described by ``prior``) or None; ``notes``: what
+    was done, in words (``warnings``: what went wrong or was cut short).
     ``runs``: every RunResult (not in ``to_dict``)."""
 
     task: Task
@@ -230,6 +291,10 @@ class TuneResult:
     recommendations: tuple[Recommendation, ...]
     wall_time: float
     warnings: tuple[str, ...] = ()
+    lookup: bool = False
+    warm_start_source: str | None = None
+    prior: Prior | None = None
+    notes: tuple[str, ...] = ()
     runs: tuple[RunResult, ...] = field(default=(), repr=False, compare=False)
 
     @property
@@ -256,8 +321,12 @@ class TuneResult:
             "plan": [p.to_dict() for p in self.plan],
             "candidates": [c.to_dict() for c in self.candidates],
             "range_test": self.range_test.to_dict() if self.range_test is not None else None,
+            "lookup": self.lookup,
+            "warm_start_source": self.warm_start_source,
+            "prior": self.prior.to_dict() if self.prior is not None else None,
             "wall_time": self.wall_time,
             "warnings": list(self.warnings),
+            "notes": list(self.notes),
         }
 
 
@@ -308,19 +377,27 @@ class BudgetError(RuntimeError):
 
 def _train_job(task: Task, policy: str, seed: int, target: float | None, threads: int | None,
                data_root: str | None, device: Any) -> RunResult:
-    """One run of the default evaluator in a worker process."""
-    from lrbench.trainer import train
+    """One run of the default evaluator (kept for callers of the previous version; tune now
+    runs :func:`lrbench.executors.execute_train_job`)."""
+    from lrbench.executors.base import TrainJob, execute_train_job
 
-    return train(task, policy, seed, threads=threads, data_root=data_root, device=device,
-                 target_accuracy=target)
+    return execute_train_job(TrainJob(task, policy, seed, target, threads, data_root, device))
 
 
 class _Session:
-    """Runs jobs through ``evaluate``, keeps the budget, records in the store, reports."""
+    """Runs jobs through ``evaluate`` or an executor, keeps the budget, records in the store,
+    reports.
+
+    Where runs train: with ``executor`` (Ray, or an Executor given by the caller) every run,
+    range test included, goes to ``executor.submit_train``, ``executor.workers`` at a time;
+    otherwise runs train in this process, and a rung's runs ``workers`` at a time in a
+    :class:`~lrbench.executors.local.LocalExecutor` (threads for a custom ``evaluate``).
+    """
 
     def __init__(self, *, budget: int, evaluate: Evaluate | None, store: Any, info: Any,
                  workers: int, threads: int | None, data_root: str | None, device: Any,
-                 report: Callable[[TuneEvent], Any] | None) -> None:
+                 report: Callable[[TuneEvent], Any] | None, executor: Any = None,
+                 owned: bool = False) -> None:
         self.budget = budget
         self.spent = 0
         self.reserved = 0
@@ -332,6 +409,8 @@ class _Session:
         self.data_root = data_root
         self.device = device
         self.report = report
+        self.executor = executor
+        self._owned = owned
         self.results: list[RunResult] = []
         self.run_ids: dict[int, int | None] = {}  # id(result) -> run id in the store
         self._pool: Any = None
@@ -361,10 +440,25 @@ class _Session:
         return result
 
     # running
+    def _job(self, task: Task, policy: str, seed: int, target: float | None) -> Any:
+        from lrbench.executors.base import TrainJob
+
+        return TrainJob(task, policy, seed, target, self.threads, self.data_root, self.device)
+
     def _evaluate(self, task: Task, policy: str, seed: int, target: float | None) -> Any:
         if self.custom is not None:
             return self.custom(task, policy, seed, target)
-        return _train_job(task, policy, seed, target, self.threads, self.data_root, self.device)
+        job = self._job(task, policy, seed, target)
+        if self.executor is not None:
+            return self.executor.submit_train(job).result()
+        from lrbench.executors.base import execute_train_job
+
+        return execute_train_job(job)
+
+    def _submit(self, ex: Any, task: Task, policy: str, seed: int, target: float | None) -> Any:
+        if self.custom is not None:  # a thread pool
+            return ex.submit(self.custom, task, policy, seed, target)
+        return ex.submit_train(self._job(task, policy, seed, target))
 
     def _event(self, phase: str, rung: int | None, task: Task, policy: str, seed: int,
                result: RunResult | None) -> None:
@@ -382,7 +476,7 @@ class _Session:
 
     def run(self, task: Task, policy: str, seed: int, target: float | None, *,
             phase: str = "rung", rung: int | None = None) -> RunResult:
-        """One run, in this process."""
+        """One run (in this process, or on the executor), waited for."""
         self._reserve(task.max_iters)
         self._event(phase, rung, task, policy, seed, None)
         try:
@@ -396,24 +490,32 @@ class _Session:
 
     def run_many(self, jobs: Sequence[tuple[Task, str, int, float | None]], *, rung: int
                  ) -> list[RunResult]:
-        """Several runs (a rung), ``workers`` at a time; results in the order of ``jobs``."""
-        if self.workers == 1 or len(jobs) <= 1:
+        """Several runs (a rung), at most ``workers`` (an executor's ``workers``) in flight at
+        once, the next started as soon as one finishes; settled, recorded and reported in the
+        order of ``jobs``, which is the order of the results."""
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        ex = self._parallel(len(jobs))
+        if ex is None:
             return [self.run(*job, rung=rung) for job in jobs]
         for task, *_ in jobs:  # every run's length is reserved before any starts
             self._reserve(task.max_iters)
-        pool = self._executor()
-        futures = []
+        limit = max(1, int(getattr(ex, "workers", None) or self.workers))
+        futures: list[Any] = []
         try:
-            for task, policy, seed, target in jobs:
-                self._event("rung", rung, task, policy, seed, None)
-                if self.custom is not None:
-                    futures.append(pool.submit(self.custom, task, policy, seed, target))
-                else:
-                    futures.append(pool.submit(_train_job, task, policy, seed, target,
-                                               self.threads or 1, self.data_root, self.device))
             out = []
-            for (task, policy, seed, _), fut in zip(jobs, futures):
-                result = self._finish(self._settle(task.max_iters, fut.result()))
+            for i, (task, policy, seed, _) in enumerate(jobs):
+                while True:
+                    running = [f for f in futures[i:] if not f.done()]
+                    while len(futures) < len(jobs) and len(running) < limit:
+                        t, p, s, tgt = jobs[len(futures)]
+                        self._event("rung", rung, t, p, s, None)
+                        futures.append(self._submit(ex, t, p, s, tgt))
+                        running.append(futures[-1])
+                    if futures[i].done():
+                        break
+                    wait(running, return_when=FIRST_COMPLETED)
+                result = self._finish(self._settle(task.max_iters, futures[i].result()))
                 out.append(result)
                 self._event("rung", rung, task, policy, seed, result)
             return out
@@ -422,23 +524,36 @@ class _Session:
                 f.cancel()
             self.reserved = 0  # nothing is in flight any more (the pool is shut down on error)
 
-    def _executor(self) -> Any:
+    def _parallel(self, n: int) -> Any:
+        """Where ``n`` runs of a rung go: the executor, a pool, or None (one by one, here)."""
+        if self.executor is not None:
+            return self.executor
+        if self.workers == 1 or n <= 1:
+            return None
         if self._pool is None:
-            import concurrent.futures as cf
-
             if self.custom is not None:  # a caller's evaluate may not pickle: threads
+                import concurrent.futures as cf
+
                 self._pool = cf.ThreadPoolExecutor(self.workers)
             else:
-                import multiprocessing
+                from lrbench.executors import make_executor
 
-                self._pool = cf.ProcessPoolExecutor(
-                    self.workers, mp_context=multiprocessing.get_context("spawn"))
+                self._pool = make_executor("local", workers=self.workers,
+                                           threads=self.threads or 1)
         return self._pool
 
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+    def close(self, *, cancel: bool = False) -> None:
+        """Stop the pool and an executor this session made (``cancel``: runs in flight too)."""
+        import concurrent.futures as cf
+
+        pool, self._pool = self._pool, None
+        if isinstance(pool, cf.ThreadPoolExecutor):
+            pool.shutdown(wait=True, cancel_futures=True)
+        elif pool is not None:
+            pool.shutdown(cancel=cancel)
+        if self.executor is not None and self._owned:
+            self._owned = False
+            self.executor.shutdown(cancel=cancel)
 
     def range_train(self, task: Task, policy: Any, seed: int, **_: Any) -> RunResult:
         """``fix_range_test``'s ``train_fn``: a range-test run through the budget."""
@@ -495,10 +610,11 @@ def tune(
     store: Any = None,
     warm_start: Sequence[str] = (),
     bounds: tuple[float, float] | None = None,
+    lookup: bool = True,
     eta: int = DEFAULT_ETA,
     min_iters: int | None = None,
     top: int = DEFAULT_TOP,
-    workers: int = 1,
+    workers: int | None = None,
     range_fraction: float = RANGE_FRACTION,
     epoch_iters: int | None = None,
     threads: int | None = None,
@@ -506,6 +622,8 @@ def tune(
     device: Any = None,
     progress: bool | Callable[[TuneEvent], Any] = True,
     evaluate: Evaluate | None = None,
+    executor: str | Executor | None = None,
+    executor_options: dict[str, Any] | None = None,
 ) -> TuneResult:
     """Find good LR policies for ``task`` within ``budget`` training iterations (module doc).
 
@@ -514,18 +632,28 @@ def tune(
     candidate runs every seed and scores their mean. ``store``: a Store or URL; every run is
     recorded. ``warm_start``: policies (notation) tried first; with them, or with ``bounds``
     (a good FIX range ``(lo, hi)`` whose candidates are added), no range test is run.
-    ``eta``: the halving factor. ``min_iters``: the shortest rung (default half an epoch).
-    ``top``: recommendations kept. ``workers``: runs of a rung at once (processes; threads for a
-    custom ``evaluate``). ``range_fraction``: the range test's most share of the budget (at most
-    0.5). ``epoch_iters``: iterations per epoch (default: training samples // batch size).
-    ``threads``, ``data_root``, ``device``: as :func:`lrbench.trainer.train`. ``progress``: True
-    for a progress bar on stderr, or a callable taking each :class:`TuneEvent`. ``evaluate``:
-    ``evaluate(task, policy, seed, target_accuracy) -> RunResult`` instead of training (tests,
-    other trainers); ``task.max_iters`` is the run's length. ValueError naming the parameter for
-    bad input, or when the budget cannot pay for the range test.
+    ``lookup``: with a ``store`` and neither ``warm_start`` nor ``bounds``, first ask the store
+    for the policies of similar tasks (step 1 of the module doc) and warm-start from them
+    instead of a range test when it has some. ``eta``: the halving factor. ``min_iters``: the
+    shortest rung (default half an epoch). ``top``: recommendations kept. ``workers``: runs of a
+    rung at once (default 1; processes, threads for a custom ``evaluate``; with the Ray executor
+    default as many as the cluster fits). ``range_fraction``: the range test's most share of the
+    budget (at most 0.5). ``epoch_iters``: iterations per epoch (default: training samples //
+    batch size). ``threads``, ``data_root``, ``device``: as :func:`lrbench.trainer.train`.
+    ``progress``: True for a progress bar on stderr, or a callable taking each
+    :class:`TuneEvent`. ``evaluate``: ``evaluate(task, policy, seed, target_accuracy) ->
+    RunResult`` instead of training (tests, other trainers); ``task.max_iters`` is the run's
+    length. ``executor``: where runs train: None or ``'local'`` (this process, a rung's runs in
+    a local process pool of ``workers``), ``'ray'`` (every run a Ray task; ``executor_options``
+    such as ``{'address': 'auto', 'cpus_per_run': 1, 'gpus_per_run': 0}`` go to
+    :class:`~lrbench.executors.ray.RayExecutor`), or an Executor (not shut down here); runs are
+    recorded and the budget kept here, in the driver, whatever the executor. ValueError naming
+    the parameter for bad input, or when the budget cannot pay for the range test.
 
     >>> r = tune("digits-mlp", 6000, threads=1, progress=False)        # doctest: +SKIP
     >>> [(x.policy, round(x.top1, 3)) for x in r.recommendations[:2]]   # doctest: +SKIP
+    >>> r = tune("digits-mlp", 6000, executor="ray",                   # doctest: +SKIP
+    ...          executor_options={"address": "auto", "cpus_per_run": 1})
     """
     t_start = time.perf_counter()
     base = as_task(task)
@@ -540,11 +668,14 @@ def tune(
     n_seeds = len(seed_list)
     warm = _warm(warm_start)
     good = check_bounds(bounds) if bounds is not None else None
+    if not isinstance(lookup, bool):
+        raise ValueError(f"lookup must be True or False, got {lookup!r}")
     eta = _whole(eta, "eta", 2)
     if min_iters is not None:
         min_iters = _whole(min_iters, "min_iters", 1)
     top = _whole(top, "top", 1)
-    workers = _whole(workers, "workers", 1)
+    if workers is not None:
+        workers = _whole(workers, "workers", 1)
     if isinstance(range_fraction, bool) or not isinstance(range_fraction, numbers.Real) \
             or not 0 < range_fraction <= 0.5:
         raise ValueError(f"range_fraction must be a number in (0, 0.5], got {range_fraction!r}")
@@ -554,6 +685,7 @@ def tune(
         raise ValueError("evaluate must be a callable (task, policy, seed, target_accuracy)")
     if not (isinstance(progress, bool) or callable(progress)):
         raise ValueError("progress must be True, False or a callable taking a TuneEvent")
+    ex_name, ex_options = _check_executor(executor, executor_options, evaluate)
     if budget < n_seeds:
         raise ValueError(f"budget must be at least one iteration per seed ({n_seeds}), "
                          f"got {budget}")
@@ -567,35 +699,55 @@ def tune(
     full = base.max_iters
     if min_iters is None:
         min_iters = max(1, round(epoch_iters / 2))
-    run_range = good is None and not warm
-    rt_iters = 0
-    if run_range:
-        rt_iters = range_test_iters(budget, epoch=epoch_iters, full=full, seeds=n_seeds,
-                                    fraction=float(range_fraction))
-        shortest = min(min_iters, full)
-        if rt_iters < shortest:
-            need = math.ceil(RANGE_MAX_LRS * n_seeds * shortest / float(range_fraction))
-            raise ValueError(f"budget={budget} is too small for the range test (up to "
-                             f"{RANGE_MAX_LRS} LRs x {n_seeds} seed(s), runs of at least "
-                             f"{shortest} iterations, at most {range_fraction:g} of it): give "
-                             f"at least {need}, or bounds or warm_start")
 
     own_store = None
     if isinstance(store, (str, Path)):
         from lrbench.store import Store
 
         store = own_store = Store.open(str(store))
-    bar = _Bar(budget) if progress is True else None
-    report = bar if bar is not None else (progress if callable(progress) else None)
-    session = _Session(budget=budget, evaluate=evaluate, store=store, info=info,
-                       workers=workers, threads=threads, data_root=data_root, device=device,
-                       report=report)
+    bar = None
+    session = None
+    failed = True
     warnings: list[str] = []
+    notes: list[str] = []
     try:
+        # 1. the database lookup
+        looked = store is not None and lookup and not warm and good is None
+        prior: Prior | None = None
+        warm_source = "warm_start" if warm else None
+        if looked:
+            prior, note = _lookup(store, base)
+            notes.append(note)
+            if prior is not None:
+                warm, warm_source = list(prior.policies), "database"
+        run_range = good is None and not warm
+        rt_iters = 0
+        if run_range:
+            rt_iters = range_test_iters(budget, epoch=epoch_iters, full=full, seeds=n_seeds,
+                                        fraction=float(range_fraction))
+            shortest = min(min_iters, full)
+            if rt_iters < shortest:
+                need = math.ceil(RANGE_MAX_LRS * n_seeds * shortest / float(range_fraction))
+                raise ValueError(f"budget={budget} is too small for the range test (up to "
+                                 f"{RANGE_MAX_LRS} LRs x {n_seeds} seed(s), runs of at least "
+                                 f"{shortest} iterations, at most {range_fraction:g} of it): "
+                                 f"give at least {need}, or bounds or warm_start")
+
+        ex: Any = executor if ex_name == "instance" else None
+        if ex_name == "ray":
+            from lrbench.executors import make_executor
+
+            ex = make_executor("ray", workers=workers, threads=threads, **ex_options)
+        bar = _Bar(budget) if progress is True else None
+        report = bar if bar is not None else (progress if callable(progress) else None)
+        session = _Session(budget=budget, evaluate=evaluate, store=store, info=info,
+                           workers=workers or 1, threads=threads, data_root=data_root,
+                           device=device, report=report, executor=ex, owned=ex_name == "ray")
         if bar is not None:
             bar.start()
-        # 1. the range test and 2. the candidates
-        candidates = [Candidate(p, parse(p).kind, "warm_start") for p in warm]
+        # 2. the range test and 3. the candidates
+        source = "database" if warm_source == "database" else "warm_start"
+        candidates = [Candidate(p, parse(p).kind, source) for p in warm]  # type: ignore[arg-type]
         range_result: FixRangeResult | None = None
         if good is not None:
             candidates += generate_candidates(good, epoch=epoch_iters, length=max(2, full),
@@ -612,7 +764,7 @@ def tune(
         candidates = [c for c in candidates if not (c.policy in seen or seen.add(c.policy))]
         range_spent = session.spent
 
-        # 3. successive halving
+        # 4. successive halving
         plan = plan_rungs(len(candidates), full, session.left, eta=eta, min_iters=min_iters,
                           seeds=n_seeds) if candidates else ()
         if plan and plan[0].candidates < len(candidates):
@@ -625,10 +777,12 @@ def tune(
             warnings.append("no candidate policies: the range test found no LR that trains")
         rungs, entries, dropped_at = _halving(
             session, base, candidates, plan, seed_list, target, goal, warnings)
+        failed = False
     finally:
         if bar is not None:
             bar.stop()
-        session.close()
+        if session is not None:
+            session.close(cancel=failed)
         if own_store is not None:
             own_store.close()
 
@@ -641,8 +795,122 @@ def tune(
         range_iterations=range_spent, bounds=good, range_test=range_result,
         candidates=tuple(candidates), plan=tuple(plan), rungs=tuple(rungs),
         recommendations=tuple(recs), wall_time=time.perf_counter() - t_start,
-        warnings=tuple(warnings), runs=tuple(session.results),
+        warnings=tuple(warnings), lookup=looked, warm_start_source=warm_source, prior=prior,
+        notes=tuple(notes), runs=tuple(session.results),
     )
+
+
+def _check_executor(executor: Any, options: Any, evaluate: Any) -> tuple[str, dict[str, Any]]:
+    """``tune``'s executor arguments: ('local' | 'ray' | 'instance', the executor's options)."""
+    from lrbench.executors import check_executor
+
+    if options is not None and not isinstance(options, Mapping):
+        raise ValueError(f"executor_options must be a dict of options, got {options!r}")
+    opts = dict(options or {})
+    for key in ("workers", "threads"):
+        if key in opts:
+            raise ValueError(f"executor_options: give {key} as tune's own {key}= argument")
+    if executor is None or isinstance(executor, str):
+        name = check_executor("local" if executor is None else executor, opts)
+        if name == "ray" and evaluate is not None:
+            raise ValueError("executor='ray' trains runs on Ray; a custom evaluate runs in "
+                             "this process: give one or the other")
+        return name, opts
+    if not callable(getattr(executor, "submit_train", None)):
+        raise ValueError(f"executor must be 'local', 'ray' or an Executor (with submit_train), "
+                         f"got {executor!r}")
+    if opts:
+        raise ValueError("executor_options apply to a named executor ('local', 'ray'), not to "
+                         "an Executor given")
+    if evaluate is not None:
+        raise ValueError("an executor trains runs; a custom evaluate runs in this process: "
+                         "give one or the other")
+    return "instance", {}
+
+
+# -- step 1: the database lookup ----------------------------------------------------------------
+def _ident(task: Task) -> str:
+    return json.dumps(task.identity(), sort_keys=True, default=str)
+
+
+def _shape(task: Task) -> str:
+    """A task's identity without its length: tasks that differ only in length share it."""
+    ident = task.identity()
+    ident.pop("max_iters", None)
+    ident.pop("eval_every", None)
+    return json.dumps(ident, sort_keys=True, default=str)
+
+
+def lookup_skips(tasks: Iterable[Task], target: Task) -> list[Task]:
+    """The stored ``tasks`` the database lookup does not look at (module doc, step 1).
+
+    Of the stored versions of one task that differ only in length (``max_iters``,
+    ``eval_every``), the lookup uses the longest: the shorter ones are in practice the range
+    tests and lower rungs of earlier tunes and pruned Optuna trials, truncated runs of policies
+    sized for the long one, which :func:`~lrbench.tuning.recommend.recommend` would stretch as
+    if they had been designed for their short length. Of the target's own versions it uses the
+    one of the target's length and the longest if longer; never a shorter one.
+
+    >>> from lrbench.tasks import get_task
+    >>> t = get_task("digits-mlp")   # 1000 iterations
+    >>> stored = [t.replace(max_iters=n) for n in (92, 37, 333, 1000, 3000)]
+    >>> [x.max_iters for x in lookup_skips(stored, t)]
+    [92, 37, 333]
+    """
+    tasks = list(tasks)
+    longest: dict[str, int] = {}
+    for t in tasks:
+        longest[_shape(t)] = max(longest.get(_shape(t), 0), t.max_iters)
+    own = _shape(target)
+    out = []
+    for t in tasks:
+        sh = _shape(t)
+        if sh == own:
+            keep = t.max_iters == target.max_iters or (
+                t.max_iters == longest[sh] and t.max_iters > target.max_iters)
+        else:
+            keep = t.max_iters == longest[sh]
+        if not keep:
+            out.append(t)
+    return out
+
+
+def _lookup(store: Any, task: Task) -> tuple[Prior | None, str]:
+    """Step 1: the policies of similar stored tasks to warm-start from (None without), and a
+    note saying what was found."""
+    from lrbench.tuning.recommend import recommend
+
+    skipped = lookup_skips(store.tasks(), task)
+    skip = {_ident(t) for t in skipped}
+    rec = recommend(store, task, exclude=lambda t: _ident(t) in skip)
+    used = tuple(r for r in rec.recommendations if r.similarity >= LOOKUP_MIN_SIMILARITY)
+    why_skipped = (f" ({len(skipped)} shorter version(s) of stored tasks not looked at)"
+                   if skipped else "")
+    if not used:
+        if rec.similar_tasks:
+            best = rec.similar_tasks[0]
+            return None, (f"database lookup: the most similar stored task ({_name(best.task)}, "
+                          f"similarity {best.similarity:.2f}) is below "
+                          f"{LOOKUP_MIN_SIMILARITY:g}{why_skipped}; range test")
+        return None, f"database lookup: no stored task with usable runs{why_skipped}; range test"
+    sources = list(dict.fromkeys(_name(r.source_task) for r in used))
+    prior = Prior(policies=tuple(r.policy for r in used), recommended=used,
+                  similar_tasks=tuple(s for s in rec.similar_tasks
+                                      if s.similarity >= LOOKUP_MIN_SIMILARITY),
+                  skipped=tuple(skipped))
+    hi, lo = f"{used[0].similarity:.2f}", f"{min(r.similarity for r in used):.2f}"
+    return prior, (f"database lookup: warm start from {len(used)} policies of "
+                   f"{', '.join(sources)} (similarity {hi if hi == lo else hi + ' to ' + lo}, "
+                   f"{_runs(prior.run_ids)}){why_skipped}; no range test")
+
+
+def _runs(ids: Sequence[int], most: int = 8) -> str:
+    """Run ids in words: 'runs 1, 2, 5', or '24 stored runs' when there are many."""
+    return f"runs {', '.join(map(str, ids))}" if len(ids) <= most else f"{len(ids)} stored runs"
+
+
+def _name(task: Task) -> str:
+    return (f"{task.preset or task.dataset + '/' + task.model} at {task.max_iters} iterations")
 
 
 def _halving(
