@@ -52,6 +52,7 @@ import json
 import math
 import warnings
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Iterable, Literal, Mapping, Sequence
 
 import numpy as np
@@ -178,6 +179,7 @@ def _run_metrics(run: RunResult) -> dict[str, float]:
     return {k: float(v) if v is not None and math.isfinite(v) else nan for k, v in out.items()}
 
 
+@lru_cache(maxsize=8192)  # parsing is the slow part of a leaderboard; the result is immutable
 def _describe(notation: str) -> tuple[str, str, str, int | None]:
     """(canonical notation, function name, kind, #Param); unparsable notation kept as is."""
     from lrbench.policies import parse
@@ -248,6 +250,32 @@ def summarize(results: Iterable[RunResult]) -> list[PolicyStats]:
                 **fields,
             )
         )
+    return out
+
+
+def from_aggregates(aggregates: Iterable[object]) -> list[PolicyStats]:
+    """PolicyStats from the LR database's SQL aggregates (``Store.aggregates``), in their order.
+
+    For a task with many runs this is far cheaper than :func:`summarize` over every RunResult:
+    the database computes each metric's mean and population std. One difference: a diverged run
+    without a finite top-1 is left out of the top-1 mean there, where :func:`summarize` counts
+    it as 0; ``n_diverged`` still flags it. Failed runs are not part of the aggregates
+    (``n_failed`` = 0) and seeds are not listed.
+    """
+    out = []
+    for agg in aggregates:
+        mean, std = agg.mean, agg.std  # type: ignore[attr-defined]
+        notation, function, kind, n_params = _describe(agg.policy)  # type: ignore[attr-defined]
+        fields: dict[str, float] = {}
+        for metric in RUN_METRICS:
+            m, s = mean.get(metric), std.get(metric)
+            fields[f"{metric}_mean"] = math.nan if m is None else float(m)
+            fields[f"{metric}_std"] = math.nan if s is None else float(s)
+        out.append(PolicyStats(
+            policy=notation, function=function, kind=kind,
+            n_params=int(n_params if n_params is not None else agg.n_params),  # type: ignore
+            n_runs=int(agg.runs), n_diverged=int(agg.diverged),  # type: ignore[attr-defined]
+            n_failed=0, seeds=(), **fields))
     return out
 
 

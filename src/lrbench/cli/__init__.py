@@ -31,7 +31,7 @@ def fail(message: str) -> None:
 
 def _register() -> None:
     # Importing a module registers its commands on ``app``; the help lists them in this order.
-    from lrbench.cli import policies, train, bench, tuning, recommend, db  # noqa: F401, I001
+    from lrbench.cli import policies, train, bench, tuning, recommend, db, server  # noqa: F401, I001
 
 
 def _click_types(name: str) -> tuple[type[BaseException], ...]:

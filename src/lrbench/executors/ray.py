@@ -39,15 +39,12 @@ from collections import deque
 from concurrent.futures import Future
 from typing import Any
 
+from lrbench._extras import MissingExtraError
 from lrbench.executors.base import RunJob, TrainJob, execute_job, execute_train_job
 
 __all__ = ["MissingExtraError", "RayExecutor", "import_ray"]
 
 _INSTALL = "pip install 'lrbench[ray]'"
-
-
-class MissingExtraError(ImportError, ValueError):
-    """An optional dependency is not installed; the message names the extra to install."""
 
 
 def import_ray() -> Any:

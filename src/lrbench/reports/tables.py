@@ -29,6 +29,7 @@ import csv
 import io
 import json
 import math
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
@@ -69,15 +70,21 @@ def as_ranked(entries: Sequence[PolicyStats] | Sequence[Ranked]) -> list[Ranked]
 
 def _params(notation: str) -> tuple[str, dict[str, Any]]:
     """(LR cell, parameters) of a policy: a composite shows its notation and no parameters."""
+    lr, params = _parsed_params(notation)
+    return lr, dict(params)
+
+
+@lru_cache(maxsize=8192)  # a leaderboard parses the same notations on every request
+def _parsed_params(notation: str) -> tuple[str, tuple[tuple[str, Any], ...]]:
     from lrbench.policies import parse
 
     try:
         policy = parse(notation)
     except (ValueError, TypeError):
-        return notation, {}
+        return notation, ()
     if policy.kind == "composite":
-        return str(policy), {}
-    return policy.name, policy.params
+        return str(policy), ()
+    return policy.name, tuple(policy.params.items())
 
 
 def _num(v: float) -> float | None:

@@ -46,6 +46,8 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from lrbench.policies import Policy, parse
 from lrbench.results import CurvePoint, RunResult
 from lrbench.store import schema as S
+from lrbench.store.catalog import CatalogMixin
+from lrbench.store.tokens import TokenMixin
 from lrbench.store.urls import (
     StoreError,
     _first_line,
@@ -314,7 +316,7 @@ _PG_INSERT_CURVE = text(
 )
 
 
-class Store:
+class Store(CatalogMixin, TokenMixin):
     """The LR database behind one URL. Open it with :meth:`Store.open`."""
 
     def __init__(self, engine: Engine, url: str) -> None:
@@ -999,7 +1001,7 @@ class Store:
                   status: str | Sequence[str] | None = None,
                   task: Task | Sequence[Task] | None = None,
                   seed: int | Sequence[int] | None = None,
-                  limit: int | None = None) -> list[RunRow]:
+                  limit: int | None = None, offset: int = 0) -> list[RunRow]:
         """Runs as flat rows (any status), oldest first, filtered by any of the keys.
 
         ``policy`` is notation (any spelling that parses; it is compared canonically);
@@ -1009,6 +1011,8 @@ class Store:
                             status=status, task=task, seed=seed)
         if limit is not None:
             q = q.limit(int(limit))
+        if offset:
+            q = q.offset(int(offset))
         rows = self._transaction(lambda tx: tx.conn.execute(q).all(), write=False)
         return [_run_row(row) for row in rows]
 

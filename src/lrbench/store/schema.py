@@ -8,6 +8,7 @@ two. Change both together: add a migration, then update this file.
     policies      one row per policy, unique by its canonical notation
     runs          (task, policy, seed): status, claim, timestamps, summary metrics
     curve_points  the learning curve of a run, one row per evaluation
+    api_tokens    the server's write tokens (hashed), by name; revoked ones kept with a date
 
 Floats are double precision. NaN is stored as NULL; +-inf is kept (both backends store it).
 """
@@ -148,4 +149,18 @@ curve_points = Table(
     Column("seq", Integer, primary_key=True),  # position on the curve, from 0
     Column("iteration", Integer, nullable=False),
     *(Column(name, Double) for name in CURVE_COLUMNS[1:]),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(100), nullable=False),  # who or what the token is for
+    Column("token_hash", String(64), nullable=False),  # sha256 hex of the token; never the token
+    Column("prefix", String(16), nullable=False),  # the token's first characters, to tell it apart
+    _ts("created_at", nullable=False),
+    _ts("last_used_at"),
+    _ts("revoked_at"),
+    UniqueConstraint("name", name="uq_api_tokens_name"),
+    UniqueConstraint("token_hash", name="uq_api_tokens_token_hash"),
 )

@@ -1,0 +1,69 @@
+"""Fuzzing the API from its own OpenAPI schema (schemathesis): valid and invalid requests to every
+operation, with a valid token, on SQLite and on the real PostgreSQL server. No request may get a
+5xx: bad input is the client's error, and nothing it sends may reach the database unchecked
+(PostgreSQL, unlike SQLite, rejects NUL characters and numbers that overflow a column)."""
+
+from __future__ import annotations
+
+import re
+from contextlib import ExitStack
+
+import pytest
+
+schemathesis = pytest.importorskip("schemathesis")
+pytest.importorskip("fastapi")
+from hypothesis import HealthCheck, settings
+
+from lrbench.server import create_app
+from lrbench.server.schemas import KEY_PATTERN
+from lrbench.store import Store, task_key
+from lrbench.store.testing import (
+    make_result,
+    postgres_server_url,
+    small_task,
+    temporary_postgres_database,
+)
+
+PG_URL = postgres_server_url()
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=[
+    pytest.mark.postgres,
+    pytest.mark.skipif(PG_URL is None, reason="LRBENCH_TEST_POSTGRES_URL is not set")])]
+EXAMPLES = 40
+TASK = small_task(preset="digits-mlp")
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def served(request, tmp_path_factory):
+    with ExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'fuzz.sqlite'}"
+        else:
+            url = stack.enter_context(temporary_postgres_database(PG_URL))
+        store = stack.enter_context(Store.open(url))
+        store.record_many([make_result(TASK, p, s) for p in ("FIX(k0=0.1)", "SIN2(k0=0.01, "
+                           "k1=0.1, l=200)") for s in range(3)])
+        yield store, store.create_token("fuzzer")
+
+
+@pytest.fixture(scope="module")
+def api_schema(served):
+    store, _ = served
+    schema = schemathesis.openapi.from_asgi("/api/openapi.json", create_app(store))
+    schema.config.generation.update(modes=list(schemathesis.GenerationMode),
+                                    max_examples=EXAMPLES)
+    return schema
+
+
+schema = schemathesis.pytest.from_fixture("api_schema")
+
+
+@schema.parametrize()
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+def test_no_request_gets_a_server_error(case, served):
+    _, token = served
+    key = (case.path_parameters or {}).get("key")
+    if isinstance(key, str) and re.fullmatch(KEY_PATTERN, key):
+        case.path_parameters["key"] = task_key(TASK)  # a valid key: the stored task's
+    response = case.call(headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code < 500, (case.method, case.path, case.path_parameters,
+                                        case.query, response.status_code, response.text[:300])
