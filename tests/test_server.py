@@ -527,3 +527,32 @@ def test_doctests(module):
 
     result = doctest.testmod(importlib.import_module(module))
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_app_from_env_serves_the_database_named_in_the_environment(tmp_path, monkeypatch):
+    from lrbench.server.app import app_from_env
+
+    url = f"sqlite:///{tmp_path / 'env.sqlite'}"
+    with Store.open(url) as s:
+        s.record_many(seeded_runs(policies=POLICIES[:2]))
+    monkeypatch.setenv("LRBENCH_DB", url)
+    monkeypatch.setenv("LRBENCH_SERVER_CORS", "https://a.example, https://b.example")
+    client = TestClient(app_from_env())
+    assert client.get("/api/tasks").json()[0]["runs"] == 6
+    got = client.get("/api/tasks", headers={"Origin": "https://b.example"})
+    assert got.headers["access-control-allow-origin"] == "https://b.example"
+
+
+def test_a_run_that_diverged_before_any_evaluation_counts_as_zero_as_in_ranking(store):
+    """The paper's rule (lrbench.ranking): no finite top-1, no usable model: 0, not missing."""
+    bad = "COS(k0=0.01, k1=0.06, l=400)"
+    runs = [make_result(TASK, bad, 0, curve=(), status="diverged", iterations=25),
+            make_result(TASK, bad, 1), make_result(TASK, bad, 2)]
+    store.record_many(runs)
+    board = TestClient(create_app(store)).get(f"/api/tasks/{KEY}/leaderboard").json()["rows"]
+    row = next(r for r in board if r["policy"] == bad)
+    want = summarize(runs)[0]
+    assert row["top1_pct"] == pytest.approx(100 * want.top1_mean)
+    assert row["top1_pct"] < 100 * min(r.summary()["top1"] for r in runs[1:]) - 20
+    assert row["n_diverged"] == 1 and row["n_runs"] == 3
+    assert board[-1]["policy"] == bad  # ranked last, below every policy that never diverged

@@ -4,6 +4,9 @@ the compare form leads to the comparison. Skipped without /usr/bin/chromium."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 pytest.importorskip("fastapi")
@@ -66,6 +69,11 @@ def test_leaderboard_run_and_compare_pages_in_chromium(browser, site):
     assert board["images"] == board["loaded"] == 1  # the learning-curve plot decoded
     assert board["page_width"] <= board["viewport"] == 390  # no sideways scrolling
     assert board["widest_image"] <= 390
+    shot = browser.screenshot(sid)
+    assert shot[:8] == b"\x89PNG\r\n\x1a\n"
+    out = os.environ.get("LRBENCH_SCREENSHOT_DIR")
+    if out:  # to look at it: LRBENCH_SCREENSHOT_DIR=/tmp pytest tests/test_server_browser.py
+        Path(out, "leaderboard-phone.png").write_bytes(shot)
 
     # a run, by clicking its seed link in the first row
     follow(browser, sid, "document.querySelector('table.leaderboard a.run').click()")

@@ -257,9 +257,8 @@ def from_aggregates(aggregates: Iterable[object]) -> list[PolicyStats]:
     """PolicyStats from the LR database's SQL aggregates (``Store.aggregates``), in their order.
 
     For a task with many runs this is far cheaper than :func:`summarize` over every RunResult:
-    the database computes each metric's mean and population std. One difference: a diverged run
-    without a finite top-1 is left out of the top-1 mean there, where :func:`summarize` counts
-    it as 0; ``n_diverged`` still flags it. Failed runs are not part of the aggregates
+    the database computes each metric's mean and population std by the same rules (a diverged
+    run without a finite top-1 counts as 0). Failed runs are not part of the aggregates
     (``n_failed`` = 0) and seeds are not listed.
     """
     out = []

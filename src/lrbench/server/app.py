@@ -177,3 +177,15 @@ def create_app(store: Store | str | None = None, *, max_body_bytes: int = DEFAUL
                            allow_methods=["GET"], allow_headers=[])
     app.add_middleware(BodyLimit, limit=max_body_bytes)  # added last: the outermost layer
     return app
+
+
+def app_from_env() -> Any:
+    """The app over ``$LRBENCH_DB`` (else the default database), for an ASGI server's factory
+    mode, e.g. several worker processes: ``uvicorn --factory lrbench.server.app:app_from_env
+    --workers 4``. ``$LRBENCH_SERVER_CORS`` lists allowed origins, comma-separated."""
+    import os
+
+    origins = [o.strip() for o in os.environ.get("LRBENCH_SERVER_CORS", "").split(",")
+               if o.strip()]
+    return create_app(None, cors_origins=origins)
+

@@ -1087,6 +1087,9 @@ class Store(CatalogMixin, TokenMixin):
                    limit: int | None = None, min_runs: int = 1) -> list[PolicyStats]:
         """Per-policy mean and population std over seeds of every metric, for one task.
 
+        A diverged run without a finite top-1 counts as 0 in top-1 and top-5, as in
+        :func:`lrbench.ranking.summarize`; other undefined values are left out of the mean.
+
         Ranked by the mean of ``metric`` (best first: highest for top1/top5/ac, lowest for
         cd/cdac/ld/best_iter/iterations/wall_time unless ``descending`` says otherwise);
         ``runs`` counts the runs aggregated (``statuses``: done and diverged by default).
@@ -1118,22 +1121,30 @@ class Store(CatalogMixin, TokenMixin):
             descending = metric not in LOWER_IS_BETTER
         r, p = S.runs.c, S.policies.c
         where = (r.task_id == task_id, r.status.in_(list(statuses)))
+
+        def value(m: str) -> Any:
+            # A diverged run that never measured a finite top-1 left no usable model: it counts
+            # as 0 in top-1 and top-5 (the rule of lrbench.ranking.summarize), not as missing.
+            if m in ("top1", "top5"):
+                return case((and_(r.status == "diverged", r[m].is_(None)), 0.0), else_=r[m])
+            return r[m]
+
         cols: list[Any] = [r.policy_id, func.count().label("runs"),
                            func.sum(case((r.status == "diverged", 1), else_=0)).label("diverged")]
         if self.backend == "postgresql":
             for m in AGG_METRICS:
-                cols += [func.avg(r[m]).label(f"{m}_mean"),
-                         func.stddev_pop(r[m]).label(f"{m}_std")]
+                cols += [func.avg(value(m)).label(f"{m}_mean"),
+                         func.stddev_pop(value(m)).label(f"{m}_std")]
             agg = select(*cols).where(*where).group_by(r.policy_id)
         else:
             # SQLite has no stddev_pop: two passes, all in SQL (the per-policy means first, then
             # the mean squared deviation from them), exact and far faster than a Python
             # aggregate function called on every row.
-            means = (select(r.policy_id, *(func.avg(r[m]).label(m) for m in AGG_METRICS))
+            means = (select(r.policy_id, *(func.avg(value(m)).label(m) for m in AGG_METRICS))
                      .where(*where).group_by(r.policy_id).subquery("means"))
             for m in AGG_METRICS:
-                dev = r[m] - means.c[m]
-                cols += [func.avg(r[m]).label(f"{m}_mean"),
+                dev = value(m) - means.c[m]
+                cols += [func.avg(value(m)).label(f"{m}_mean"),
                          func.lrbench_sqrt(func.avg(dev * dev)).label(f"{m}_std")]
             agg = (select(*cols).select_from(S.runs.join(means, means.c.policy_id == r.policy_id))
                    .where(*where).group_by(r.policy_id))
