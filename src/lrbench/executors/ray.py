@@ -32,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import numbers
+import os
 import queue
 import socket
 import time
@@ -45,6 +46,22 @@ from lrbench.executors.base import RunJob, TrainJob, execute_job, execute_train_
 __all__ = ["MissingExtraError", "RayExecutor", "import_ray"]
 
 _INSTALL = "pip install 'lrbench[ray]'"
+
+
+_AUTH_MODE = "RAY_AUTH_MODE"
+_TOKEN_FILE = "~/.ray/auth_token"
+
+
+def _client_token_auth() -> None:
+    """Ray Client sends the cluster's auth token only when ``RAY_AUTH_MODE=token``; a local
+    ``ray.init`` turns that on by itself when a token exists, a ray:// connection does not. Do
+    the same for it: unset mode and a token in ``$RAY_AUTH_TOKEN``, ``$RAY_AUTH_TOKEN_PATH`` or
+    ~/.ray/auth_token -> token mode (an explicit ``RAY_AUTH_MODE`` is left alone)."""
+    if _AUTH_MODE in os.environ:
+        return
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.expanduser(_TOKEN_FILE)
+    if os.environ.get("RAY_AUTH_TOKEN") or os.path.isfile(path):
+        os.environ[_AUTH_MODE] = "token"
 
 
 def import_ray() -> Any:
@@ -177,6 +194,8 @@ class RayExecutor:
             if not (address == "auto" or address.startswith("ray://") or ":" in address):
                 raise ValueError(
                     f"address must be 'auto', 'ray://HOST:PORT' or HOST:PORT, got {address!r}")
+        if address is not None and address.startswith("ray://"):
+            _client_token_auth()  # before Ray reads its configuration
         ray = import_ray()
         if address not in (None, "auto") and not ray.is_initialized():
             _reachable(address)
@@ -197,7 +216,13 @@ class RayExecutor:
             try:
                 ray.init(address=address, **options)
             except ConnectionError as e:
-                raise ValueError(f"cannot connect to the Ray cluster at {address!r}: {e}") from None
+                hint = ""
+                if address is not None and address.startswith("ray://") \
+                        and os.environ.get(_AUTH_MODE, "").lower() != "token":
+                    hint = (f" (a cluster with token authentication needs {_AUTH_MODE}=token and "
+                            f"its token in $RAY_AUTH_TOKEN or {_TOKEN_FILE})")
+                raise ValueError(f"cannot connect to the Ray cluster at {address!r}: {e}{hint}") \
+                    from None
             self._started = True
         self.address = address
         resources = ray.cluster_resources()
