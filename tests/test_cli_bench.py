@@ -411,6 +411,7 @@ FLAG_ERRORS = {
     "bad policy": (["--policy", "COS(k0=0.1"], ("command line: policies[1]", "cannot parse")),
     "unknown task": (["--task", "nope"], ("command line: task:", "unknown task preset 'nope'")),
     "target accuracy": (["--target-accuracy", "0"], ("target_accuracy", "(0, 1]")),
+    "negative stale-after": (["--stale-after", "-5"], ("--stale-after", ">= 0 seconds")),
 }
 
 

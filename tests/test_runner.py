@@ -323,6 +323,34 @@ def test_runs_of_a_dead_driver_are_requeued(store, inline):
     assert out.trained == 0 and store.status_of(bench.task, GOOD2, 0) == "running"
 
 
+def test_a_silent_claim_from_another_host_is_taken_over_after_stale_after(store, inline):
+    """A driver that died on another machine: its run has no live heartbeat. A driver started
+    anywhere takes it over once the heartbeat is older than stale_after, not before."""
+    from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy import update
+
+    from lrbench.store import schema as S
+
+    bench = _bench([GOOD], seeds=[0])
+    store.plan(bench.task, bench.policies, bench.seeds)
+    gone = store.claim("elsewhere:1", task=bench.task)
+    out = run_benchmark(bench, store, executor=inline, progress=False)
+    assert out.trained == 0  # a heartbeat just now: alive as far as anyone can tell
+    with store.engine.begin() as conn:
+        conn.execute(update(S.runs).where(S.runs.c.id == gone.run_id).values(
+            heartbeat_at=datetime.now(timezone.utc) - timedelta(seconds=700)))
+    out = run_benchmark(bench, store, executor=inline, progress=False, stale_after=None)
+    assert out.trained == 0  # without stale_after only this host's dead processes count
+    out = run_benchmark(bench, store, executor=inline, progress=False)  # default: 600 s
+    assert out.trained == 1 and inline.trained == [(GOOD, 0)]
+    runs = _runs(store, bench.task)
+    assert runs[(GOOD, 0)].status == "done" and runs[(GOOD, 0)].id == gone.run_id
+    for bad in (0, -1, float("nan"), "10", True):
+        with pytest.raises(ValueError, match="stale_after"):
+            run_benchmark(bench, store, executor=inline, progress=False, stale_after=bad)
+
+
 def test_progress_display_and_callback(store, inline, capsys):
     bench = _bench([GOOD, HUGE], seeds=[0])
     seen = []

@@ -130,6 +130,10 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+#: a running run whose worker's last heartbeat is older than this (seconds) is taken over
+STALE_AFTER = 600.0
+
+
 def _orphaned(owner: str | None) -> bool:
     """A claim owned by a process of this host that no longer exists."""
     if not owner or ":" not in owner:
@@ -200,6 +204,7 @@ def run_benchmark(
     on_result: Callable[[dict[str, Any]], Any] | None = None,
     device: str | None = None,
     executor_options: dict[str, Any] | None = None,
+    stale_after: float | None = STALE_AFTER,
 ) -> BenchmarkOutcome:
     """Train every run of ``bench`` that the store does not have finished yet.
 
@@ -208,11 +213,18 @@ def run_benchmark(
     ``{'address': 'auto', 'gpus_per_run': 1}`` for Ray) make a named one. ``device``: the torch
     device of every run (default: the CPU, or ``cuda`` for Ray runs given GPUs). Ctrl-C stops
     the workers, puts their unfinished runs back to pending and re-raises KeyboardInterrupt;
-    finished runs stay.
+    finished runs stay. ``stale_after`` (seconds, default 600): a run marked running whose
+    worker has not sent a heartbeat for that long (workers send one every 10 s) is taken over,
+    so a driver restarted on another machine also finishes the runs a dead driver's workers
+    left; None: only runs of dead processes of this host are taken back.
 
     >>> run_benchmark(bench, store, executor="ray",                       # doctest: +SKIP
     ...               executor_options={"address": "auto", "cpus_per_run": 2})
     """
+    if stale_after is not None and (isinstance(stale_after, bool) or not isinstance(
+            stale_after, (int, float)) or not 0 < stale_after < float("inf")):
+        raise ValueError(f"stale_after must be a number of seconds > 0 or None, "
+                         f"got {stale_after!r}")
     out = BenchmarkOutcome()
     store.plan(bench.task, bench.policies, bench.seeds)
     store.requeue(bench.task, statuses=("failed",), orphaned=_orphaned)
@@ -234,7 +246,8 @@ def run_benchmark(
     try:
         while True:
             while len(inflight) < ex.workers:
-                claim = store.claim(owner, task=bench.task, policies=bench.policies, seeds=bench.seeds)
+                claim = store.claim(owner, task=bench.task, policies=bench.policies,
+                                    seeds=bench.seeds, stale_after=stale_after)
                 if claim is None:
                     break
                 job = RunJob(claim, store.url, threads=None, data_root=bench.data_root,

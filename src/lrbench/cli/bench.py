@@ -206,6 +206,10 @@ def run_command(
     gpus_per_run: GpusPerRunOption = None,
     device: Annotated[str | None, typer.Option("--device", metavar="cpu|cuda",
                       help="Torch device of each run (default cpu).")] = None,
+    stale_after: Annotated[float, typer.Option(
+        "--stale-after", metavar="SECONDS",
+        help="Take over a running run whose worker sent no heartbeat for this long (a dead "
+             "driver's, on any machine); 0: only dead processes of this host.")] = 600.0,
 ) -> None:
     """Train a task under each policy and seed, store the runs, print the ranking."""
     cfg: dict[str, Any] = load_config(config) if config is not None else {}
@@ -218,10 +222,12 @@ def run_command(
         if cfg.get(key) is not None and cfg[key] < 1:
             fail(f"{source}: {key}: must be >= 1, got {cfg[key]}")
     options = executor_options(executor, address, cpus_per_run, gpus_per_run, device)
+    if not 0 <= stale_after < float("inf"):
+        fail(f"--stale-after must be >= 0 seconds, got {stale_after:g}")
     bench = _benchmark(cfg, source)
     run_and_rank(bench, cfg.get("db"), workers=cfg.get("workers"), threads=cfg.get("threads"),
                  executor=executor.strip().lower(), executor_options=options, device=device,
-                 as_json=as_json)
+                 as_json=as_json, stale_after=stale_after or None)
 
 
 def executor_options(executor: str, address: str | None, cpus: float | None,
@@ -263,7 +269,7 @@ def executor_options(executor: str, address: str | None, cpus: float | None,
 def run_and_rank(bench: Any, db: str | None, *, workers: int | None, threads: int | None,
                  as_json: bool = False, executor: str = "local",
                  executor_options: dict[str, Any] | None = None,
-                 device: str | None = None) -> Any:
+                 device: str | None = None, stale_after: float | None = 600.0) -> Any:
     from lrbench.runner import run_benchmark
 
     store = _open_store(db)
@@ -272,7 +278,8 @@ def run_and_rank(bench: Any, db: str | None, *, workers: int | None, threads: in
             outcome = run_benchmark(bench, store, workers=workers, threads=threads,
                                     progress=not as_json,
                                     executor=executor, executor_options=executor_options,
-                                    device=device.strip() if device else None)
+                                    device=device.strip() if device else None,
+                                    stale_after=stale_after)
         except KeyboardInterrupt:
             print("lrbench: interrupted; finished runs are stored, run again to resume",
                   file=sys.stderr)
