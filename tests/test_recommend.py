@@ -21,7 +21,6 @@ from lrbench.results import CurvePoint
 from lrbench.store import Store
 from lrbench.store.testing import (
     make_result,
-    postgres_server_url,
     small_task,
     temporary_postgres_database,
 )
@@ -35,9 +34,7 @@ from lrbench.tuning.recommend import (
     similarity,
 )
 
-PG_URL = postgres_server_url()
-needs_pg = pytest.mark.skipif(PG_URL is None, reason="LRBENCH_TEST_POSTGRES_URL is not set")
-BACKENDS = ["sqlite", pytest.param("postgresql", marks=[pytest.mark.postgres, needs_pg])]
+from backends import BACKENDS, PG_URL  # noqa: E402
 
 MNIST = dict(n_classes=10, input_shape=[1, 28, 28], n_train=60000, n_test=10000)
 FMNIST = dict(n_classes=10, input_shape=[1, 28, 28], n_train=60000, n_test=10000)

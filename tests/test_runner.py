@@ -28,12 +28,10 @@ from lrbench.executors import base as executors_base
 from lrbench.executors.local import available_cores, default_layout
 from lrbench.runner import Benchmark, _orphaned, run_benchmark
 from lrbench.store import Store
-from lrbench.store.testing import postgres_server_url, temporary_postgres_database
+from lrbench.store.testing import temporary_postgres_database
 from lrbench.tasks import get_task
 
-PG_URL = postgres_server_url()
-needs_pg = pytest.mark.skipif(PG_URL is None, reason="LRBENCH_TEST_POSTGRES_URL is not set")
-BACKENDS = ["sqlite", pytest.param("postgresql", marks=[pytest.mark.postgres, needs_pg])]
+from backends import BACKENDS, PG_URL  # noqa: E402
 
 ITERS, EVAL = 30, 10
 GOOD = "FIX(k0=0.05)"

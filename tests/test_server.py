@@ -22,14 +22,11 @@ from lrbench.store import Store, task_key
 from lrbench.store import schema as S
 from lrbench.store.testing import (
     make_result,
-    postgres_server_url,
     small_task,
     temporary_postgres_database,
 )
 
-PG_URL = postgres_server_url()
-needs_pg = pytest.mark.skipif(PG_URL is None, reason="LRBENCH_TEST_POSTGRES_URL is not set")
-BACKENDS = ["sqlite", pytest.param("postgresql", marks=[pytest.mark.postgres, needs_pg])]
+from backends import BACKENDS, PG_URL  # noqa: E402
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 TASK = small_task(preset="digits-mlp")

@@ -12,6 +12,7 @@ import pytest
 
 schemathesis = pytest.importorskip("schemathesis")
 pytest.importorskip("fastapi")
+from backends import BACKENDS, PG_URL
 from hypothesis import HealthCheck, settings
 
 from lrbench.server import create_app
@@ -19,15 +20,10 @@ from lrbench.server.schemas import KEY_PATTERN
 from lrbench.store import Store, task_key
 from lrbench.store.testing import (
     make_result,
-    postgres_server_url,
     small_task,
     temporary_postgres_database,
 )
 
-PG_URL = postgres_server_url()
-BACKENDS = ["sqlite", pytest.param("postgresql", marks=[
-    pytest.mark.postgres,
-    pytest.mark.skipif(PG_URL is None, reason="LRBENCH_TEST_POSTGRES_URL is not set")])]
 EXAMPLES = 40
 TASK = small_task(preset="digits-mlp")
 

@@ -28,14 +28,11 @@ from lrbench.store import (
 from lrbench.store.testing import (
     make_curve,
     make_result,
-    postgres_server_url,
     small_task,
     temporary_postgres_database,
 )
 
-PG_URL = postgres_server_url()
-needs_pg = pytest.mark.skipif(PG_URL is None, reason="LRBENCH_TEST_POSTGRES_URL is not set")
-BACKENDS = ["sqlite", pytest.param("postgresql", marks=[pytest.mark.postgres, needs_pg])]
+from backends import BACKENDS, PG_URL, needs_pg  # noqa: E402
 
 
 def _url(backend, tmp_path, stack):

@@ -23,14 +23,11 @@ import pytest
 from lrbench.store import Store
 from lrbench.store.testing import (
     make_result,
-    postgres_server_url,
     small_task,
     temporary_postgres_database,
 )
 
-PG_URL = postgres_server_url()
-needs_pg = pytest.mark.skipif(PG_URL is None, reason="LRBENCH_TEST_POSTGRES_URL is not set")
-BACKENDS = ["sqlite", pytest.param("postgresql", marks=[pytest.mark.postgres, needs_pg])]
+from backends import BACKENDS, PG_URL  # noqa: E402
 
 N_WORKERS = 4
 RUNS_PER_WORKER = 200

@@ -264,8 +264,9 @@ class RayExecutor:
             self._ray.shutdown()
             self._started = False
 
-    def submit(self, job: RunJob) -> Future:
-        """Start the job as a Ray task; the Future gives its summary (see ``execute_job``)."""
+    def _prepared(self, job: Any) -> Any:
+        """``job`` (a RunJob or TrainJob) with this executor's threads and, for runs given
+        GPUs, device 'cuda', where it left them unset; refused after shutdown."""
         if self._closing:
             raise RuntimeError("cannot submit to an executor that was shut down")
         changes: dict[str, Any] = {}
@@ -273,8 +274,11 @@ class RayExecutor:
             changes["threads"] = self.threads
         if job.device is None and self.gpus_per_run:
             changes["device"] = "cuda"
-        if changes:
-            job = RunJob(**{**job.__dict__, **changes})
+        return dataclasses.replace(job, **changes) if changes else job
+
+    def submit(self, job: RunJob) -> Future:
+        """Start the job as a Ray task; the Future gives its summary (see ``execute_job``)."""
+        job = self._prepared(job)
         ref = self._run.options(name=f"lrbench-run-{job.claim.run_id}",
                                 **self._task_options).remote(job, self._sender)
         self._refs[ref] = job
@@ -286,15 +290,7 @@ class RayExecutor:
     def submit_train(self, job: TrainJob) -> Future:
         """Train ``job`` as a Ray task (``cpus_per_run``, ``gpus_per_run``, ``max_retries``);
         the Future gives its RunResult, recorded nowhere (see the module doc for failures)."""
-        if self._closing:
-            raise RuntimeError("cannot submit to an executor that was shut down")
-        changes: dict[str, Any] = {}
-        if job.threads is None:
-            changes["threads"] = self.threads
-        if job.device is None and self.gpus_per_run:
-            changes["device"] = "cuda"
-        if changes:
-            job = dataclasses.replace(job, **changes)
+        job = self._prepared(job)
         ref = self._train.options(name="lrbench-train", **self._task_options).remote(job)
         self._refs[ref] = job
         out: Future = Future()
