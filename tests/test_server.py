@@ -296,6 +296,12 @@ def test_missing_runs_and_the_bundle(client, store):
     assert client.post("/api/runs/missing", json={"keys": keys}).json() == {"missing": [1, 2]}
     bundle = client.get(f"/api/tasks/{KEY}/bundle").json()
     assert bundle["format"] == "lrbench-bundle" and len(bundle["runs"]) == 12
+    pages = [client.get(f"/api/tasks/{KEY}/bundle", params={"limit": 5, "offset": o}).json()
+             for o in (0, 5, 10)]
+    assert [len(p["runs"]) for p in pages] == [5, 5, 2]
+    assert [r["result"] for p in pages for r in p["runs"]] == \
+        [r["result"] for r in bundle["runs"]]
+    assert client.get(f"/api/tasks/{KEY}/bundle", params={"limit": 5000}).status_code == 422
 
 
 # -- tokens ---------------------------------------------------------------------------------
@@ -390,7 +396,7 @@ def test_html_is_escaped(client, store, token):
 
 # -- push and pull over a real server ---------------------------------------------------------
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_push_then_pull_through_a_live_server(backend, tmp_path):
+def test_push_then_pull_through_a_live_server(backend, tmp_path, monkeypatch):
     other = small_task(dataset="digits", model="digits-cnn", preset="digits-cnn")
     with database(backend, tmp_path) as server_url, Store.open(server_url) as shared, \
             Store.open(f"sqlite:///{tmp_path / 'alice.sqlite'}") as alice, \
@@ -406,6 +412,7 @@ def test_push_then_pull_through_a_live_server(backend, tmp_path):
             again = push(alice, url, token)
             assert again.to_dict() == {"local": 18, "missing": 0, "written": 0, "kept": 0}
             assert shared.counts()["runs"] == 18
+            monkeypatch.setattr("lrbench.server.client.PULL_PAGE", 5)  # pages of 5, 5, 2
             report = pull(bob, url, "digits-mlp")
             assert report.written == 12
             assert pull(bob, url, task_key(TASK)).written == 0

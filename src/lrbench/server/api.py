@@ -36,6 +36,8 @@ Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 MetricText = Annotated[str | None, Query(max_length=200)]
 UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
+#: the most runs one bundle page holds
+BUNDLE_PAGE = 2000
 
 
 def get_store(request: Request) -> Store:
@@ -135,11 +137,14 @@ def list_runs(store: StoreDep, key: Key,
 
 
 @router.get("/tasks/{key}/bundle", tags=["read"])
-def task_bundle(store: StoreDep, key: Key) -> dict[str, Any]:
-    """Every finished run of the task with its curve, as an ``lrbench-bundle`` (``pull``)."""
+def task_bundle(store: StoreDep, key: Key,
+                limit: Annotated[int, Query(ge=1, le=BUNDLE_PAGE)] = BUNDLE_PAGE,
+                offset: Offset = 0) -> dict[str, Any]:
+    """The task's finished runs with their curves, oldest first, as an ``lrbench-bundle``
+    (what ``pull`` reads), ``limit`` at a time: fewer than ``limit`` runs means the last page."""
     from lrbench.store.bundle import bundle_dict
 
-    return bundle_dict(store, task=find_task(store, key))
+    return bundle_dict(store, task=find_task(store, key), limit=limit, offset=offset)
 
 
 @router.get("/policies", tags=["read"])

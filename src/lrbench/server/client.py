@@ -29,6 +29,8 @@ from lrbench.tasks import Task
 BATCH_RUNS = 200
 BATCH_BYTES = 4 * 1024 * 1024
 KEYS_PER_QUERY = 5000
+#: runs per page of a pull (the server's most)
+PULL_PAGE = 2000
 TIMEOUT = 60.0
 
 
@@ -169,6 +171,17 @@ def pull(store: Store, server: str, task: str | Task) -> ImportReport:
     from lrbench.store.bundle import import_dict
 
     key = resolve_task_key(task)
+    total = ImportReport()
+    source = f"{check_server_url(server)} task {key}"
     with _client(server) as client:
-        data = _request(client, "GET", f"/api/tasks/{key}/bundle")
-    return import_dict(store, data, replace=False, source=f"{check_server_url(server)} task {key}")
+        offset = 0
+        while True:  # page by page, each imported as it comes
+            data = _request(client, "GET", f"/api/tasks/{key}/bundle",
+                            params={"limit": PULL_PAGE, "offset": offset})
+            report = import_dict(store, data, replace=False, source=source)
+            total.written += report.written
+            total.skipped += report.skipped
+            total.datasets = max(total.datasets, report.datasets)
+            offset += len(data.get("runs", ()))
+            if len(data.get("runs", ())) < PULL_PAGE:
+                return total

@@ -1032,10 +1032,13 @@ class Store(CatalogMixin, TokenMixin):
         if not finished:
             return []
         limit = filters.pop("limit", None)
+        offset = filters.pop("offset", 0)
         q = self._row_query(status=finished, **filters)
         q = q.add_columns(S.tasks.c.settings, S.tasks.c.preset, S.runs.c.extra)
         if limit is not None:
             q = q.limit(int(limit))
+        if offset:
+            q = q.offset(int(offset))
 
         def read(tx: _Tx) -> list[tuple[RunResult, dict[str, Any]]]:
             rows = tx.conn.execute(q).all()
