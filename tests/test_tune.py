@@ -181,6 +181,21 @@ def test_plan_when_not_every_candidate_fits():
     assert plan_rungs(28, 1000, 10, eta=3, min_iters=21) == (RungPlan(10, 1),)
 
 
+def test_a_small_budget_still_trains_the_finalist_at_full_length():
+    # geometric rungs would stop at 720 of 1000; anchored: the lower rungs shrink instead
+    plan = plan_rungs(14, 1000, 2800, eta=3, min_iters=50)
+    assert [(r.iters, r.candidates) for r in plan] == [(69, 14), (207, 4), (1000, 1)]
+    assert plan_cost(plan) <= 2800
+    assert [(r.iters, r.candidates) for r in plan_rungs(5, 1000, 1750, eta=3, min_iters=50)] \
+        == [(150, 5), (1000, 1)]
+    # when not even that fits (rung 0 would fall under min_iters), every rung shrinks
+    assert [(r.iters, r.candidates) for r in plan_rungs(28, 1000, 2400, eta=3, min_iters=42)] \
+        == [(43, 28), (130, 9)]
+    # a budget that reaches full length geometrically is plain successive halving, as before
+    assert [(r.iters, r.candidates) for r in plan_rungs(28, 1000, 6037, eta=3, min_iters=21)] \
+        == [(37, 28), (111, 9), (333, 3), (1000, 1)]
+
+
 @settings(max_examples=300, deadline=None)
 @given(n=st.integers(1, 60), full=st.integers(1, 5000), budget=st.integers(0, 200_000),
        eta=st.integers(2, 5), min_iters=st.integers(1, 500), seeds=st.integers(1, 3))
@@ -189,10 +204,11 @@ def test_plan_properties(n, full, budget, eta, min_iters, seeds):
     assert plan_cost(plan, seeds) <= budget
     if budget >= seeds:
         assert plan, "something always runs when one iteration per seed fits"
-    for a, b in zip(plan, plan[1:]):
+    for i, (a, b) in enumerate(zip(plan, plan[1:])):
         assert a.iters < b.iters <= full
         assert b.candidates == max(1, a.candidates // eta)
-        assert abs(b.iters - eta * a.iters) <= eta  # eta times longer, up to rounding
+        if not (i == len(plan) - 2 and b.iters == full):  # a last rung anchored at full may
+            assert abs(b.iters - eta * a.iters) <= eta  # be longer; the others: eta times
     if plan:
         assert plan[-1].iters <= full and plan[0].candidates <= n
         if plan[0].candidates == n and len(plan) > 1:

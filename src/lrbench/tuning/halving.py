@@ -10,8 +10,14 @@ trains ``c_k`` candidates for ``r_k`` iterations (from scratch), keeps the best
 halvings, at most the number that brings ``c_k`` down to 1. Among the plans whose lengths
 strictly increase and whose first rung is at least ``min_iters`` long (capped at ``full``), the
 one with the longest top rung ``T`` wins (ties: more halvings, i.e. cheaper). With a budget that
-covers it, that is plain successive halving from ``r_0 >= min_iters`` up to ``T = full``; with a
-smaller budget every rung shrinks together. When even ``n`` runs of ``min_iters`` do not fit,
+covers it, that is plain successive halving from ``r_0 >= min_iters`` up to ``T = full``.
+
+With a smaller budget, the finalist still trains at **full length** when that fits: the last
+rung is ``full`` and the lower rungs shrink (``r_k = r_0 * eta^k``, ``r_0 >= min_iters``; of
+such plans, the one with the longest next-to-last rung). A policy's schedule is laid out for the
+full length (its decay ends there, and that is where its accuracy peaks), so a finalist measured
+at 80% of it is under-rated and not comparable with full-length runs. Only when no such plan
+fits does every rung shrink together (``T < full``). When even ``n`` runs of ``min_iters`` do not fit,
 only the first ``budget // (seeds * min_iters)`` candidates are planned (candidate order is the
 priority order); when not one fits, one candidate gets what is left.
 
@@ -127,6 +133,11 @@ RungPlan(iters=900, candidates=1))
             continue
         if best is None or (lo, halvings) > best:
             best = (lo, halvings)
+    if best is not None and best[0] < full:
+        anchored = _anchored(n, full, budget, eta=eta, floor=floor, seeds=seeds,
+                             max_halvings=max_halvings)
+        if anchored is not None:
+            return anchored
     if best is not None:
         top, halvings = best
         return tuple(RungPlan(r, c) for r, c in zip(_lengths(top, halvings, eta),
@@ -136,6 +147,27 @@ RungPlan(iters=900, candidates=1))
         return plan_rungs(fit, full, budget, eta=eta, min_iters=min_iters, seeds=seeds)
     top = min(full, budget // seeds)
     return (RungPlan(top, 1),) if top >= 1 else ()
+
+
+def _anchored(n: int, full: int, budget: int, *, eta: int, floor: int, seeds: int,
+              max_halvings: int) -> tuple[RungPlan, ...] | None:
+    """The plan whose last rung is ``full`` long, lower rungs ``r_0 * eta^k`` (None if none
+    fits): of those within the budget, with ``r_0 >= floor`` and lengths strictly increasing,
+    the one whose next-to-last rung is longest (the most evidence for picking the finalists)."""
+    best: tuple[int, tuple[RungPlan, ...]] | None = None
+    for halvings in range(1, max_halvings + 1):
+        counts = _counts(n, halvings, eta)
+        below = sum(c * eta ** k for k, c in enumerate(counts[:-1]))  # cost per unit of r_0
+        r0 = (budget // seeds - counts[-1] * full) // below
+        if r0 < floor:
+            continue
+        lengths = [r0 * eta ** k for k in range(halvings)] + [full]
+        if any(b <= a for a, b in zip(lengths, lengths[1:])):
+            continue
+        plan = tuple(RungPlan(r, c) for r, c in zip(lengths, counts))
+        if best is None or lengths[-2] > best[0]:
+            best = (lengths[-2], plan)
+    return None if best is None else best[1]
 
 
 def predicted_top1(run: RunResult, horizon: int) -> float | None:
