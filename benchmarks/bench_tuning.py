@@ -1,6 +1,7 @@
-"""Tuning benchmark on digits (issue #6, "The benchmark"): best top-1 found vs iterations spent.
+"""Tuning benchmark (issue #6, "The benchmark"): best top-1 found vs iterations spent.
 
-Target task: ``digits-mlp`` (1000 iterations). Methods, each repeated for reps r = 0, 1, 2
+Default target task: ``digits-mlp`` (1000 iterations), prior task ``digits-cnn``; ``--target``,
+``--other``, ``--iters`` and ``--eval-every`` choose others (e.g. Fashion-MNIST / LeNet). Methods, each repeated for reps r = 0, 1, 2
 (rep r trains with seed r; the tuner's / sampler's seed is r):
 
 (i)   **grid**: every candidate policy of ``tune`` (the 28 from ``generate_candidates`` on the
@@ -31,6 +32,9 @@ Usage::
 
     python benchmarks/bench_tuning.py [--reps 3] [--budget 7000] [--warm-budget 3500] \\
         [--workers 2] [--plot docs/results/tuning-digits.png] [--json out.json]
+    python benchmarks/bench_tuning.py --target fashion-mnist-lenet --iters 1000 \\
+        --eval-every 100 --budget 3500 --min-iters 50 \\
+        --plot docs/results/tuning-fashion-mnist.png
 
 Results and their reading: docs/results/tuning.md.
 """
@@ -52,7 +56,7 @@ import optuna
 
 from lrbench.data import load_dataset
 from lrbench.store import Store
-from lrbench.tasks import get_task
+from lrbench.tasks import Task, get_task
 from lrbench.trainer import train
 from lrbench.tuning.candidates import generate_candidates
 from lrbench.tuning.optuna_bridge import run_optuna
@@ -60,8 +64,6 @@ from lrbench.tuning.rangetest import fix_range_test
 from lrbench.tuning.recommend import recommend
 from lrbench.tuning.tune import range_test_iters, tune
 
-TARGET = "digits-mlp"
-OTHER = "digits-cnn"
 METHODS = ("grid", "tune cold", "tune warm", "optuna tpe+hb", "random")
 RETRAIN_SEEDS = (0, 1, 2)
 
@@ -83,9 +85,9 @@ def run_jobs(jobs: list[tuple[str, str, int]], workers: int) -> list[Any]:
         return list(pool.map(_job, jobs))
 
 
-def candidates_for(task: str, budget: int, seed: int = 0) -> list[str]:
+def candidates_for(task: Task, budget: int, seed: int = 0) -> list[str]:
     """tune's candidate set for ``task``: its range test (as tune runs it) -> generate."""
-    t = get_task(task)
+    t = task
     epoch = load_dataset(t.dataset).info.n_train // t.batch_size
     rt = range_test_iters(budget, epoch=epoch, full=t.max_iters, seeds=1)
     rr = fix_range_test(t, iters=rt, seeds=[seed], threads=1)
@@ -106,13 +108,14 @@ class BudgetStop:
             study.stop()
 
 
-def run_study(sampler: str, pruner: str, seed: int, budget: int) -> tuple[str, float, int, int]:
+def run_study(target: Task, sampler: str, pruner: str, seed: int,
+              budget: int) -> tuple[str, float, int, int]:
     store = Store.open("sqlite://")
     stop = BudgetStop(store, budget)
     try:
         # a fixed study name: Hyperband assigns trials to brackets by a hash of the study
         # name and trial number, and the default name is random (the run would not repeat)
-        study = run_optuna(TARGET, 10_000, sampler=sampler, pruner=pruner, seed=seed,
+        study = run_optuna(target, 10_000, sampler=sampler, pruner=pruner, seed=seed,
                            store=store, seeds=(seed,), threads=1, callbacks=[stop],
                            study_name=f"bench-{sampler}-{pruner}-seed{seed}")
         spent = sum(r.iterations for r in store.runs())
@@ -131,74 +134,119 @@ def run_study(sampler: str, pruner: str, seed: int, budget: int) -> tuple[str, f
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--target", default="digits-mlp", help="the task to tune (a preset)")
+    ap.add_argument("--other", default="digits-cnn",
+                    help="the prior task whose grid the warm start recommends from")
+    ap.add_argument("--iters", type=int, default=None, help="the target's length (max_iters)")
+    ap.add_argument("--eval-every", type=int, default=None, help="the target's eval_every")
+    ap.add_argument("--min-iters", type=int, default=None,
+                    help="tune's shortest rung (default: half an epoch)")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--budget", type=int, default=7000,
                     help="tune cold's budget (default 7000 = 25%% of the 28-candidate grid)")
     ap.add_argument("--warm-budget", type=int, default=None,
                     help="tune warm's budget (default half of --budget)")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--methods", default=",".join(METHODS),
+                    help="the methods to run (comma-separated); the others come from --reuse")
+    ap.add_argument("--reuse", default=None,
+                    help="the --json file of an earlier run of the same set-up: its candidates, "
+                         "warm-start policies, the rows of the methods not run, and re-trained "
+                         "scores are taken from it")
     ap.add_argument("--plot", default="docs/results/tuning-digits.png")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warm_budget = args.warm_budget or args.budget // 2
+    over = {k: v for k, v in (("max_iters", args.iters), ("eval_every", args.eval_every))
+            if v is not None}
+    target, other = get_task(args.target, **over), get_task(args.other)
+    name = args.target + (f" ({target.max_iters} iterations)" if over else "")
     reps = list(range(args.reps))
     t0 = time.perf_counter()
     log = lambda *a: print(f"[{time.perf_counter() - t0:6.0f}s]", *a, file=sys.stderr,  # noqa
                            flush=True)
     rows: dict[str, list[dict[str, Any]]] = {m: [] for m in METHODS}
+    run = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if unknown := [m for m in run if m not in METHODS]:
+        ap.error(f"unknown method {unknown[0]!r}; valid: {', '.join(METHODS)}")
+    old: dict[str, Any] = {}
+    if args.reuse:
+        with open(args.reuse) as fh:
+            old = json.load(fh)
+    elif len(run) < len(METHODS):
+        ap.error("running only some methods needs --reuse FILE for the others")
+    old_rows = {m: {r["rep"]: r for r in old.get("rows", {}).get(m, [])} for m in METHODS}
 
     # the candidate sets (range tests, not counted anywhere)
-    cands = candidates_for(TARGET, args.budget)
-    other_cands = candidates_for(OTHER, args.budget)
-    log(f"{len(cands)} candidates for {TARGET}, {len(other_cands)} for {OTHER}")
-
-    # the prior: digits-cnn's grid in a store (seed 0)
-    prior = Store.open("sqlite://")
-    info = load_dataset("digits").info
-    for r in run_jobs([(OTHER, p, 0) for p in other_cands], args.workers):
-        prior.record(r, dataset_info=info)
-    rec = recommend(prior, TARGET)
-    warm_policies = rec.policies
-    log(f"prior stored; recommend -> {warm_policies}")
+    if old:
+        cands, warm_policies = old["candidates"], old["warm_start"]
+        log(f"{len(cands)} candidates and the warm-start policies from {args.reuse}")
+    else:
+        cands = candidates_for(target, args.budget)
+        other_cands = candidates_for(other, 7 * other.max_iters)  # 25% of a 28-run grid
+        log(f"{len(cands)} candidates for {name}, {len(other_cands)} for {args.other}")
+        # the prior: the other task's grid in a store (seed 0)
+        prior = Store.open("sqlite://")
+        info = load_dataset(other.dataset).info
+        for r in run_jobs([(other, p, 0) for p in other_cands], args.workers):
+            prior.record(r, dataset_info=info)
+        warm_policies = recommend(prior, target).policies
+        log(f"prior stored; recommend -> {warm_policies}")
 
     for rep in reps:
+        for m in METHODS:
+            if m not in run:
+                rows[m].append(old_rows[m][rep])
         # (i) the grid
-        res = run_jobs([(TARGET, p, rep) for p in cands], args.workers)
-        best = max(res, key=best_top1)
-        rows["grid"].append({"rep": rep, "policy": best.policy if isinstance(best.policy, str)
-                             else str(best.policy), "found": best_top1(best),
-                             "iters": sum(r.iterations for r in res)})
-        log(f"rep {rep} grid: {rows['grid'][-1]}")
+        if "grid" in run:
+            res = run_jobs([(target, p, rep) for p in cands], args.workers)
+            best = max(res, key=best_top1)
+            rows["grid"].append({"rep": rep, "policy": str(best.policy),
+                                 "found": best_top1(best),
+                                 "iters": sum(r.iterations for r in res)})
+            log(f"rep {rep} grid: {rows['grid'][-1]}")
         # (ii) tune cold
-        tc = tune(TARGET, args.budget, seeds=[rep], threads=1, workers=args.workers,
-                  progress=False)
-        rows["tune cold"].append({"rep": rep, "policy": tc.best.policy, "found": tc.best.top1,
-                                  "iters": tc.iterations_spent,
-                                  "rung_iters": tc.best.rung_iters})
-        log(f"rep {rep} tune cold: {rows['tune cold'][-1]} warnings={list(tc.warnings)}")
+        if "tune cold" in run:
+            tc = tune(target, args.budget, seeds=[rep], threads=1, workers=args.workers,
+                      min_iters=args.min_iters, progress=False)
+            rows["tune cold"].append({"rep": rep, "policy": tc.best.policy,
+                                      "found": tc.best.top1, "iters": tc.iterations_spent,
+                                      "rung_iters": tc.best.rung_iters})
+            log(f"rep {rep} tune cold: {rows['tune cold'][-1]} warnings={list(tc.warnings)}")
         # (iii) tune warm
-        tw = tune(TARGET, warm_budget, seeds=[rep], warm_start=warm_policies, threads=1,
-                  workers=args.workers, progress=False)
-        rows["tune warm"].append({"rep": rep, "policy": tw.best.policy, "found": tw.best.top1,
-                                  "iters": tw.iterations_spent,
-                                  "rung_iters": tw.best.rung_iters})
-        log(f"rep {rep} tune warm: {rows['tune warm'][-1]} warnings={list(tw.warnings)}")
+        if "tune warm" in run:
+            tw = tune(target, warm_budget, seeds=[rep], warm_start=warm_policies, threads=1,
+                      workers=args.workers, min_iters=args.min_iters, progress=False)
+            rows["tune warm"].append({"rep": rep, "policy": tw.best.policy,
+                                      "found": tw.best.top1, "iters": tw.iterations_spent,
+                                      "rung_iters": tw.best.rung_iters})
+            log(f"rep {rep} tune warm: {rows['tune warm'][-1]} warnings={list(tw.warnings)}")
         # (iv) Optuna TPE + Hyperband, (v) random search, at tune cold's spend
-        for name, sampler, pruner in (("optuna tpe+hb", "tpe", "hyperband"),
-                                      ("random", "random", "none")):
-            pol, found, spent, n = run_study(sampler, pruner, rep, tc.iterations_spent)
-            rows[name].append({"rep": rep, "policy": pol, "found": found, "iters": spent,
-                               "trials": n})
-            log(f"rep {rep} {name}: {rows[name][-1]}")
+        cold_spent = next(r["iters"] for r in rows["tune cold"] if r["rep"] == rep)
+        for method, sampler, pruner in (("optuna tpe+hb", "tpe", "hyperband"),
+                                        ("random", "random", "none")):
+            if method not in run:
+                continue
+            pol, found, spent, n = run_study(target, sampler, pruner, rep, cold_spent)
+            rows[method].append({"rep": rep, "policy": pol, "found": found, "iters": spent,
+                                 "trials": n})
+            log(f"rep {rep} {method}: {rows[method][-1]}")
+    for m in METHODS:
+        rows[m].sort(key=lambda r: r["rep"])
 
-    # re-train every chosen policy at full length, seeds 0..2 (each distinct policy once)
-    chosen = sorted({row["policy"] for m in METHODS for row in rows[m]})
-    jobs = [(TARGET, p, s) for p in chosen for s in RETRAIN_SEEDS]
+    # re-train every chosen policy at full length, seeds 0..2 (each distinct policy once; the
+    # scores of policies an earlier run re-trained are reused)
+    known = {r["policy"]: r["retrained"] for m in METHODS for r in old_rows[m].values()
+             if "retrained" in r}
+    chosen = sorted({row["policy"] for m in METHODS for row in rows[m]} - set(known))
+    jobs = [(target, p, s) for p in chosen for s in RETRAIN_SEEDS]
     retrained: dict[str, list[float]] = {p: [] for p in chosen}
     for (_, p, _), r in zip(jobs, run_jobs(jobs, args.workers)):
         retrained[p].append(best_top1(r))
-    log(f"re-trained {len(chosen)} policies x {len(RETRAIN_SEEDS)} seeds")
+    retrained.update(known)
+    log(f"re-trained {len(chosen)} policies x {len(RETRAIN_SEEDS)} seeds "
+        f"({len(known)} known from {args.reuse})")
 
     grid_iters = statistics.mean(r["iters"] for r in rows["grid"])
     table = []
@@ -218,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         })
     wall = time.perf_counter() - t0
 
-    print(f"digits-mlp, {len(reps)} reps, tune budget {args.budget} (warm {warm_budget}), "
+    print(f"{name}, {len(reps)} reps, tune budget {args.budget} (warm {warm_budget}), "
           f"{len(cands)} candidates; machine: {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cores; wall {wall:.0f} s")
     print()
@@ -238,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {m} | {r['rep']} | {r['iters']:,} | {100 * r['found']:.2f} | "
                   f"{100 * statistics.mean(rt):.2f} | `{r['policy']}` |")
     print()
-    print(f"warm-start policies (recommend from the {OTHER} grid): {warm_policies}")
+    print(f"warm-start policies (recommend from the {args.other} grid): {warm_policies}")
 
     if args.plot:
         import matplotlib
@@ -258,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         ax.set_xscale("log")
         ax.set_xlabel("training iterations spent")
         ax.set_ylabel("best top-1 (%)")
-        ax.set_title(f"{TARGET}: best top-1 vs iterations spent ({len(reps)} reps)")
+        ax.set_title(f"{name}: best top-1 vs iterations spent ({len(reps)} reps)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
         fig.tight_layout()

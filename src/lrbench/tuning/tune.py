@@ -375,15 +375,6 @@ class BudgetError(RuntimeError):
     """A run would have overshot the budget (a bug: the plan prevents it)."""
 
 
-def _train_job(task: Task, policy: str, seed: int, target: float | None, threads: int | None,
-               data_root: str | None, device: Any) -> RunResult:
-    """One run of the default evaluator (kept for callers of the previous version; tune now
-    runs :func:`lrbench.executors.execute_train_job`)."""
-    from lrbench.executors.base import TrainJob, execute_train_job
-
-    return execute_train_job(TrainJob(task, policy, seed, target, threads, data_root, device))
-
-
 class _Session:
     """Runs jobs through ``evaluate`` or an executor, keeps the budget, records in the store,
     reports.
