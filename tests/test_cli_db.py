@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-from contextlib import ExitStack
 
 import pytest
 
@@ -16,22 +15,13 @@ from lrbench.store.testing import (
     temporary_postgres_database,
 )
 
-from backends import BACKENDS, PG_URL, needs_pg  # noqa: E402
+from backends import PG_URL, db_url, needs_pg  # noqa: E402, F401  (db_url: a fixture)
 
 
 @pytest.fixture(autouse=True)
 def _no_user_database(monkeypatch, tmp_path):
     # Never touch the user's real database: the default is replaced by a file under tmp_path.
     monkeypatch.setenv("LRBENCH_DB", f"sqlite:///{tmp_path / 'env-default.sqlite'}")
-
-
-@pytest.fixture(params=BACKENDS)
-def db_url(request, tmp_path):
-    with ExitStack() as stack:
-        if request.param == "sqlite":
-            yield f"sqlite:///{tmp_path / 'cli.sqlite'}"
-        else:
-            yield stack.enter_context(temporary_postgres_database(PG_URL))
 
 
 def run(capsys, *args):

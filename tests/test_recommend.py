@@ -22,7 +22,6 @@ from lrbench.store import Store
 from lrbench.store.testing import (
     make_result,
     small_task,
-    temporary_postgres_database,
 )
 from lrbench.tasks import get_task, make_task
 from lrbench.tuning import recommend as recommend_module
@@ -34,23 +33,12 @@ from lrbench.tuning.recommend import (
     similarity,
 )
 
-from backends import BACKENDS, PG_URL  # noqa: E402
+from backends import db_url  # noqa: E402, F401  (a fixture)
 
 MNIST = dict(n_classes=10, input_shape=[1, 28, 28], n_train=60000, n_test=10000)
 FMNIST = dict(n_classes=10, input_shape=[1, 28, 28], n_train=60000, n_test=10000)
 CIFAR100 = dict(n_classes=100, input_shape=[3, 32, 32], n_train=50000, n_test=10000)
 TARGET = get_task("mnist-lenet")  # 10,000 iterations, batch 100, momentum
-
-
-@pytest.fixture(params=BACKENDS)
-def db_url(request, tmp_path):
-    from contextlib import ExitStack
-
-    with ExitStack() as stack:
-        if request.param == "sqlite":
-            yield f"sqlite:///{tmp_path / 'lrbench.sqlite'}"
-        else:
-            yield stack.enter_context(temporary_postgres_database(PG_URL))
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ import subprocess
 import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -28,24 +27,14 @@ from lrbench.executors import base as executors_base
 from lrbench.executors.local import available_cores, default_layout
 from lrbench.runner import Benchmark, _orphaned, run_benchmark
 from lrbench.store import Store
-from lrbench.store.testing import temporary_postgres_database
 from lrbench.tasks import get_task
 
-from backends import BACKENDS, PG_URL  # noqa: E402
+from backends import db_url  # noqa: E402, F401  (a fixture)
 
 ITERS, EVAL = 30, 10
 GOOD = "FIX(k0=0.05)"
 GOOD2 = "COS(k0=0.1, k1=0.001, l=30)"
 HUGE = "FIX(k0=1000.0)"  # diverges within a few steps
-
-
-@pytest.fixture(params=BACKENDS)
-def db_url(request, tmp_path):
-    with ExitStack() as stack:
-        if request.param == "sqlite":
-            yield f"sqlite:///{tmp_path / 'runner.sqlite'}"
-        else:
-            yield stack.enter_context(temporary_postgres_database(PG_URL))
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-from contextlib import ExitStack, contextmanager
 
 import pytest
 
@@ -23,10 +22,9 @@ from lrbench.store import schema as S
 from lrbench.store.testing import (
     make_result,
     small_task,
-    temporary_postgres_database,
 )
 
-from backends import BACKENDS, PG_URL  # noqa: E402
+from backends import BACKENDS, database  # noqa: E402
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 TASK = small_task(preset="digits-mlp")
@@ -44,15 +42,6 @@ def seeded_runs(task=TASK, policies=POLICIES, seeds=SEEDS):
 def expected_ranking(**how):
     """What the server should show: the runs summarized, in notation order, ranked."""
     return rank(sorted(summarize(seeded_runs()), key=lambda s: s.policy), **how)
-
-
-@contextmanager
-def database(backend, tmp_path):
-    with ExitStack() as stack:
-        if backend == "sqlite":
-            yield f"sqlite:///{tmp_path / 'server.sqlite'}"
-        else:
-            yield stack.enter_context(temporary_postgres_database(PG_URL))
 
 
 @pytest.fixture(params=BACKENDS)

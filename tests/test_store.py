@@ -32,21 +32,7 @@ from lrbench.store.testing import (
     temporary_postgres_database,
 )
 
-from backends import BACKENDS, PG_URL, needs_pg  # noqa: E402
-
-
-def _url(backend, tmp_path, stack):
-    if backend == "sqlite":
-        return f"sqlite:///{tmp_path / 'lrbench.sqlite'}"
-    return stack.enter_context(temporary_postgres_database(PG_URL))
-
-
-@pytest.fixture(params=BACKENDS)
-def db_url(request, tmp_path):
-    from contextlib import ExitStack
-
-    with ExitStack() as stack:
-        yield _url(request.param, tmp_path, stack)
+from backends import PG_URL, db_url, needs_pg  # noqa: E402, F401  (db_url: a fixture)
 
 
 @pytest.fixture

@@ -16,33 +16,20 @@ import random
 import signal
 import time
 import traceback
-from contextlib import ExitStack
-
-import pytest
 
 from lrbench.store import Store
 from lrbench.store.testing import (
     make_result,
     small_task,
-    temporary_postgres_database,
 )
 
-from backends import BACKENDS, PG_URL  # noqa: E402
+from backends import db_url  # noqa: E402, F401  (a fixture)
 
 N_WORKERS = 4
 RUNS_PER_WORKER = 200
 SHARED_RUNS = 40  # written by every worker: upserts racing on the same keys
 N_POINTS = 20
 CTX = mp.get_context("spawn")
-
-
-@pytest.fixture(params=BACKENDS)
-def db_url(request, tmp_path):
-    with ExitStack() as stack:
-        if request.param == "sqlite":
-            yield f"sqlite:///{tmp_path / 'lrbench.sqlite'}"
-        else:
-            yield stack.enter_context(temporary_postgres_database(PG_URL))
 
 
 def _policy(i):

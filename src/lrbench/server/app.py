@@ -23,6 +23,7 @@ Security, by construction:
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -133,6 +134,7 @@ def create_app(store: Store | str | None = None, *, max_body_bytes: int = DEFAUL
     )
     app.state.store = db
     app.state.cache = ResultCache(cache_seconds)
+    app.state.pngs = OrderedDict()  # plots by what they show (pages.py); bounded there
     app.include_router(api.router)
     app.include_router(pages.router)
 

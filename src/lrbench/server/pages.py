@@ -34,8 +34,7 @@ PolicyList = Annotated[list[str], Query(alias="p", max_length=MAX_COMPARED)]
 
 _env: Any = None
 _render_lock = threading.Lock()
-_png_cache: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
-_PNG_CACHE_SIZE = 256
+PNG_CACHE_SIZE = 256
 
 
 def _templates() -> Any:
@@ -69,19 +68,20 @@ def not_found(request: Request, detail: str) -> HTMLResponse:
     return page("error.html", status=404, title="Not found", detail=detail)
 
 
-def _png(key: tuple[Any, ...], draw: Any) -> Response:
-    """The PNG of ``draw()`` (a Figure), cached under ``key``."""
+def _png(request: Request, key: tuple[Any, ...], draw: Any) -> Response:
+    """The PNG of ``draw()`` (a Figure), cached under ``key`` in this app's PNG cache."""
     from lrbench.reports.figures import figure_to_png
 
-    png = _png_cache.get(key)
+    cache: OrderedDict[tuple[Any, ...], bytes] = request.app.state.pngs
+    png = cache.get(key)
     if png is None:
         with _render_lock:  # matplotlib is not thread-safe; the threadpool runs handlers
             png = figure_to_png(draw(), dpi=100)
-        _png_cache[key] = png
-        while len(_png_cache) > _PNG_CACHE_SIZE:
-            _png_cache.popitem(last=False)
+        cache[key] = png
+        while len(cache) > PNG_CACHE_SIZE:
+            cache.popitem(last=False)
     else:
-        _png_cache.move_to_end(key)
+        cache.move_to_end(key)
     return Response(png, media_type="image/png", headers={"Cache-Control": "max-age=60"})
 
 
@@ -89,7 +89,7 @@ def _state(store: Any, key: str) -> tuple[Any, ...]:
     """What a task's plots depend on: its run count and last finished run."""
     found = store.task_overview(key=key)
     s = found[0] if found else None
-    return (id(store), key, s.runs if s else 0, s.last_finished if s else None)
+    return (key, s.runs if s else 0, s.last_finished if s else None)
 
 
 FAVICON = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" '
@@ -157,7 +157,7 @@ def leaderboard_curves(request: Request, store: StoreDep, key: Key, by: MetricTe
         return plot_learning_curves(runs, order, title=f"Top {len(order)}: learning curves "
                                                       "(mean ± std over seeds)")
 
-    return _png(("board", *_state(store, key), by, weights, lexicographic), draw)
+    return _png(request, ("board", *_state(store, key), by, weights, lexicographic), draw)
 
 
 def _load_run(store: Any, run_id: int) -> Any:
@@ -175,22 +175,22 @@ def run_page(store: StoreDep, run_id: RunId) -> HTMLResponse:
 
 
 @router.get("/runs/{run_id}/curves.png")
-def run_curves(store: StoreDep, run_id: RunId) -> Response:
+def run_curves(request: Request, store: StoreDep, run_id: RunId) -> Response:
     from lrbench.reports.figures import plot_learning_curves
 
     result = _load_run(store, run_id)
     if not result.curve:
         raise HTTPException(404, "this run has no curve points")
-    return _png(("run", id(store), run_id, result.iterations, len(result.curve)),
+    return _png(request, ("run", run_id, result.iterations, len(result.curve)),
                 lambda: plot_learning_curves([result], title=f"Run {run_id}: learning curves"))
 
 
 @router.get("/runs/{run_id}/schedule.png")
-def run_schedule(store: StoreDep, run_id: RunId) -> Response:
+def run_schedule(request: Request, store: StoreDep, run_id: RunId) -> Response:
     from lrbench.reports.plots import plot_schedules
 
     result = _load_run(store, run_id)
-    return _png(("sched", result.policy, result.task.max_iters),
+    return _png(request, ("sched", result.policy, result.task.max_iters),
                 lambda: plot_schedules([result.policy], result.task.max_iters,
                                        title="LR schedule"))
 
@@ -233,7 +233,7 @@ def compare_page(store: StoreDep, task: Annotated[str, Query(max_length=64)],
 
 
 @router.get("/compare/curves.png")
-def compare_curves(store: StoreDep, task: Annotated[str, Query(max_length=64)],
+def compare_curves(request: Request, store: StoreDep, task: Annotated[str, Query(max_length=64)],
                    policies: PolicyList = []) -> Response:  # noqa: B006
     from lrbench.reports.figures import plot_learning_curves
 
@@ -241,18 +241,18 @@ def compare_curves(store: StoreDep, task: Annotated[str, Query(max_length=64)],
     runs = queries.runs_of_policies(store, t, wanted)
     if not runs:
         raise HTTPException(404, "none of these policies has finished runs on this task")
-    return _png(("cmp", *_state(store, task), tuple(wanted)),
+    return _png(request, ("cmp", *_state(store, task), tuple(wanted)),
                 lambda: plot_learning_curves(runs, wanted, title="Learning curves "
                                                                  "(mean ± std over seeds)"))
 
 
 @router.get("/compare/schedule.png")
-def compare_schedule(store: StoreDep, task: Annotated[str, Query(max_length=64)],
+def compare_schedule(request: Request, store: StoreDep, task: Annotated[str, Query(max_length=64)],
                      policies: PolicyList = []) -> Response:  # noqa: B006
     from lrbench.reports.plots import plot_schedules
 
     t, wanted = _compared(store, task, policies)
     if not wanted:
         raise HTTPException(404, "no policies to draw")
-    return _png(("cmpsched", tuple(wanted), t.max_iters),
+    return _png(request, ("cmpsched", tuple(wanted), t.max_iters),
                 lambda: plot_schedules(wanted, t.max_iters, title="LR schedules"))

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -98,6 +98,11 @@ def plot_fix_range(result: FixRangeResult, path: str | Path | None = None) -> Fi
     ax.set_xlabel("FIX learning rate k0 (log scale)")
     ax.set_ylabel("top-1 accuracy")
     ax.set_title("LR range test: FIX values" + _task_label(result.task))
+    return _finish(fig, ax, path)
+
+
+def _finish(fig: Figure, ax: Any, path: str | Path | None) -> Figure:
+    """Grid lines, the legend when something is labelled, saved to ``path`` if given."""
     ax.grid(True, which="major", alpha=0.35)
     ax.grid(True, which="minor", alpha=0.12)
     if ax.get_legend_handles_labels()[0]:
@@ -142,9 +147,4 @@ def plot_smith_range(result: SmithRangeResult, path: str | Path | None = None) -
     ax.set_ylabel("training loss")
     ax.set_title(f"LR range test (Smith): {len(result.losses)} iterations, "
                  f"{result.start_lr:g} to {result.end_lr:g}" + _task_label(result.task))
-    ax.grid(True, which="major", alpha=0.35)
-    ax.grid(True, which="minor", alpha=0.12)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="best", fontsize="small")
-    _save(fig, path)
-    return fig
+    return _finish(fig, ax, path)
