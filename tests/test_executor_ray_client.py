@@ -87,7 +87,14 @@ def _run(db: str, *extra: str) -> subprocess.CompletedProcess:
 def test_a_benchmark_through_ray_client_matches_the_local_executor(ray_head, tmp_path):
     remote_db = f"sqlite:///{tmp_path / 'client.sqlite'}"
     local_db = f"sqlite:///{tmp_path / 'local.sqlite'}"
-    done = _run(remote_db, "--executor", "ray", "--address", ray_head)
+    for _ in range(3):
+        done = _run(remote_db, "--executor", "ray", "--address", ray_head)
+        # Ray's client proxy starts one server process per client; on a loaded machine that
+        # start can fail ("Starting Ray client server failed"). That is the cluster's set-up,
+        # not the benchmark: connect again, as a user would.
+        if "Starting Ray client server failed" not in done.stderr:
+            break
+        time.sleep(5)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Traceback" not in done.stderr
     assert _run(local_db, "--threads", "1").returncode == 0
