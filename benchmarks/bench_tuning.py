@@ -8,7 +8,8 @@ Default target task: ``digits-mlp`` (1000 iterations), prior task ``digits-cnn``
       good FIX range its range test found in rep 0) at full length, seed r. Its cost is the
       sum of the iterations trained (the range test that made the candidates is not counted).
 (ii)  **tune cold**: ``tune("digits-mlp", BUDGET, seeds=[r])`` (range test included in the
-      budget), default eta=3.
+      budget), defaults eta=3, low_rungs='rescaled', fill=True (``--low-rungs prefix`` and
+      ``--no-fill`` for the ablation in docs/results/tuning.md).
 (iii) **tune warm**: ``tune(..., warm_start=recommend(store, "digits-mlp").policies)`` with
       half the cold budget, where the store holds only the full-length grid of ``digits-cnn``
       (the same dataset, another model; seed 0), trained before. The digits-cnn runs are the
@@ -76,6 +77,11 @@ def best_top1(result: Any) -> float:
 def _job(args: tuple[str, str, int]) -> Any:
     task, policy, seed = args
     return train(task, policy, seed, threads=1)
+
+
+def _brief(row: dict[str, Any]) -> dict[str, Any]:
+    """A tune row for the log: without its rungs."""
+    return {k: v for k, v in row.items() if k != "rungs"}
 
 
 def run_jobs(jobs: list[tuple[str, str, int]], workers: int) -> list[Any]:
@@ -147,6 +153,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warm-budget", type=int, default=None,
                     help="tune warm's budget (default half of --budget)")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--low-rungs", default="rescaled", choices=("rescaled", "prefix"),
+                    help="tune's low_rungs (what a rung shorter than the task trains)")
+    ap.add_argument("--no-fill", action="store_true",
+                    help="tune with fill=False (no extra finalists from the leftover budget)")
     ap.add_argument("--methods", default=",".join(METHODS),
                     help="the methods to run (comma-separated); the others come from --reuse")
     ap.add_argument("--reuse", default=None,
@@ -158,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warm_budget = args.warm_budget or args.budget // 2
+    tune_options = {"low_rungs": args.low_rungs, "fill": not args.no_fill}
     over = {k: v for k, v in (("max_iters", args.iters), ("eval_every", args.eval_every))
             if v is not None}
     target, other = get_task(args.target, **over), get_task(args.other)
@@ -209,19 +220,22 @@ def main(argv: list[str] | None = None) -> int:
         # (ii) tune cold
         if "tune cold" in run:
             tc = tune(target, args.budget, seeds=[rep], threads=1, workers=args.workers,
-                      min_iters=args.min_iters, progress=False)
+                      min_iters=args.min_iters, progress=False, **tune_options)
             rows["tune cold"].append({"rep": rep, "policy": tc.best.policy,
                                       "found": tc.best.top1, "iters": tc.iterations_spent,
-                                      "rung_iters": tc.best.rung_iters})
-            log(f"rep {rep} tune cold: {rows['tune cold'][-1]} warnings={list(tc.warnings)}")
+                                      "rung_iters": tc.best.rung_iters,
+                                      "rungs": [g.to_dict() for g in tc.rungs]})
+            log(f"rep {rep} tune cold: {_brief(rows['tune cold'][-1])} warnings={list(tc.warnings)}")
         # (iii) tune warm
         if "tune warm" in run:
             tw = tune(target, warm_budget, seeds=[rep], warm_start=warm_policies, threads=1,
-                      workers=args.workers, min_iters=args.min_iters, progress=False)
+                      workers=args.workers, min_iters=args.min_iters, progress=False,
+                      **tune_options)
             rows["tune warm"].append({"rep": rep, "policy": tw.best.policy,
                                       "found": tw.best.top1, "iters": tw.iterations_spent,
-                                      "rung_iters": tw.best.rung_iters})
-            log(f"rep {rep} tune warm: {rows['tune warm'][-1]} warnings={list(tw.warnings)}")
+                                      "rung_iters": tw.best.rung_iters,
+                                      "rungs": [g.to_dict() for g in tw.rungs]})
+            log(f"rep {rep} tune warm: {_brief(rows['tune warm'][-1])} warnings={list(tw.warnings)}")
         # (iv) Optuna TPE + Hyperband, (v) random search, at tune cold's spend
         cold_spent = next(r["iters"] for r in rows["tune cold"] if r["rep"] == rep)
         for method, sampler, pruner in (("optuna tpe+hb", "tpe", "hyperband"),

@@ -35,6 +35,7 @@ from lrbench.tuning.halving import (
     predicted_top1,
     should_drop,
 )
+from lrbench.tuning.recommend import rescale_policy
 from lrbench.tuning.tune import (
     LOOKUP_MIN_SIMILARITY,
     RANGE_MAX_LRS,
@@ -99,6 +100,17 @@ class Fake:
         self.trained.append(iters)
         return RunResult(task=task, policy=policy, seed=seed, status=status, stop_reason=reason,
                          iterations=iters, curve=tuple(points), n_params=p.n_params)
+
+
+def trained_candidates(fake: Fake, candidates, full: int = TASK.max_iters) -> set[str]:
+    """The ``candidates`` the fake trained, each at any length (rescaled to it, as tune's
+    default ``low_rungs='rescaled'`` trains them); a call matching none is an error."""
+    out = set()
+    for length, policy, _ in fake.calls:
+        match = {c for c in candidates if str(rescale_policy(c, length / full)) == policy}
+        assert match, f"{policy} at {length} iterations is no candidate rescaled"
+        out |= match
+    return out
 
 
 def fake_tune(budget, fake=None, **kwargs):
@@ -181,6 +193,19 @@ def test_plan_when_not_every_candidate_fits():
     assert plan_rungs(28, 1000, 10, eta=3, min_iters=21) == (RungPlan(10, 1),)
 
 
+def test_fill_adds_finalists_with_the_leftover():
+    base = plan_rungs(28, 1000, 6037, eta=3, min_iters=21)
+    filled = plan_rungs(28, 1000, 6037, eta=3, min_iters=21, fill=True)
+    assert plan_cost(base) == 4034 and base[-1] == RungPlan(1000, 1)
+    assert filled[:-1] == base[:-1] and filled[-1] == RungPlan(1000, 3)  # 2,003 left: 2 more
+    assert plan_cost(filled) == 6034 <= 6037
+    # capped at the rung below: never more finalists than there were candidates there
+    assert plan_rungs(28, 1000, 10**7, eta=3, min_iters=42, fill=True)[-1] == RungPlan(1000, 9)
+    assert plan_rungs(3, 100, 10**6, fill=True)[-1] == RungPlan(100, 3)
+    with pytest.raises(ValueError, match="fill must be True or False"):
+        plan_rungs(3, 100, 1000, fill=1)
+
+
 def test_a_small_budget_still_trains_the_finalist_at_full_length():
     # geometric rungs would stop at 720 of 1000; anchored: the lower rungs shrink instead
     plan = plan_rungs(14, 1000, 2800, eta=3, min_iters=50)
@@ -201,6 +226,14 @@ def test_a_small_budget_still_trains_the_finalist_at_full_length():
        eta=st.integers(2, 5), min_iters=st.integers(1, 500), seeds=st.integers(1, 3))
 def test_plan_properties(n, full, budget, eta, min_iters, seeds):
     plan = plan_rungs(n, full, budget, eta=eta, min_iters=min_iters, seeds=seeds)
+    filled = plan_rungs(n, full, budget, eta=eta, min_iters=min_iters, seeds=seeds, fill=True)
+    assert plan_cost(filled, seeds) <= budget and len(filled) == len(plan)
+    if plan:
+        assert filled[:-1] == plan[:-1] and filled[-1].iters == plan[-1].iters
+        cap = plan[-2].candidates if len(plan) > 1 else n
+        assert plan[-1].candidates <= filled[-1].candidates <= cap
+        if filled[-1].candidates < cap:  # not capped: the leftover cannot pay for one more
+            assert budget - plan_cost(filled, seeds) < seeds * plan[-1].iters
     assert plan_cost(plan, seeds) <= budget
     if budget >= seeds:
         assert plan, "something always runs when one iteration per seed fits"
@@ -239,7 +272,8 @@ def test_predicted_top1_extrapolates_the_last_slope():
 
 # -- successive halving with the fake --------------------------------------------------------------
 def test_halving_bookkeeping_survivors_and_lengths():
-    r, fake = fake_tune(6000, seeds=2)
+    # the unscaled policies at every rung, no extra finalists: the plain bookkeeping
+    r, fake = fake_tune(6000, seeds=2, low_rungs="prefix", fill=False)
     assert r.range_test is not None and r.bounds == r.range_test.good_range
     names = [c.policy for c in r.candidates]
     assert len(names) == 28 and len(r.rungs) >= 3
@@ -269,6 +303,114 @@ def test_halving_bookkeeping_survivors_and_lengths():
     assert len(r.recommendations) == 5 and [x.rank for x in r.recommendations] == [1, 2, 3, 4, 5]
     rungs_of = [x.rung for x in r.recommendations]
     assert rungs_of == sorted(rungs_of, reverse=True)
+
+
+def test_rescaled_low_rungs_train_each_policy_squeezed_into_its_rung():
+    r, fake = fake_tune(12_000, seeds=2)  # the defaults: low_rungs='rescaled', fill=True
+    assert (r.low_rungs, r.fill) == ("rescaled", True)
+    full = TASK.max_iters
+    assert r.rungs[-1].iters == full and r.rungs[0].iters < full
+    for rung in r.rungs:
+        called = {(p, s) for it, p, s in fake.calls if it == rung.iters}
+        squeezed = {str(rescale_policy(p, rung.iters / full)) for p in rung.candidates}
+        assert called == {(p, s) for p in squeezed for s in (0, 1)}
+        if rung.iters < full:  # lengths scale, LRs do not
+            for p in rung.candidates:
+                q = parse(str(rescale_policy(p, rung.iters / full)))
+                if q.name != "FIX":
+                    assert str(q) != p
+    # ranked by what the squeezed runs scored; survivors as usual
+    for k, rung in enumerate(r.rungs[:-1]):
+        score = {p: sum(fake.top1(str(rescale_policy(p, rung.iters / full)), s, rung.iters)
+                        for s in (0, 1)) for p in rung.candidates}
+        names = [c.policy for c in r.candidates]
+        ranked = sorted(rung.candidates, key=lambda p: (-score[p], names.index(p)))
+        assert list(rung.survivors) == ranked[:r.plan[k + 1].candidates]
+    # recommended: the full-length policies; their evidence: the runs as they trained
+    for x in r.recommendations:
+        assert x.policy in {c.policy for c in r.candidates}
+        for ref in x.runs:
+            assert ref.policy == str(rescale_policy(x.policy, ref.iters / full))
+            assert not ref.reused
+    d = r.to_dict()
+    assert (d["low_rungs"], d["fill"]) == ("rescaled", True)
+
+
+def test_rescaled_low_rungs_are_never_reused_across_rungs():
+    task = TASK.replace(eval_every=10)  # runs reach the target early at every rung
+    r, fake = fake_tune(8000, Fake(default_tau=40.0), task=task, target_accuracy=0.8, seeds=2)
+    stopped = [(it, p, s) for (it, p, s), t in zip(fake.calls, fake.trained) if t < it]
+    assert stopped
+    # every survivor is trained again at every rung (a squeezed run is another run)
+    for k, rung in enumerate(r.rungs[1:], start=1):
+        called = {(p, s) for it, p, s in fake.calls if it == rung.iters}
+        assert len(called) == 2 * len(rung.candidates)
+    assert not any(ref.reused for x in r.recommendations for ref in x.runs)
+    assert r.iterations_spent == sum(fake.trained) <= 8000
+
+
+def test_rung_policy_squeezes_or_falls_back_to_the_policy_itself():
+    from lrbench.tuning.tune import _rung_policy
+
+    assert _rung_policy("STEP(k0=0.1, gamma=0.5, l=200)", 37, 1000, "rescaled") == \
+        "STEP(k0=0.1, gamma=0.5, l=7)"
+    assert _rung_policy("STEP(k0=0.1, gamma=0.5, l=200)", 37, 1000, "prefix") == \
+        "STEP(k0=0.1, gamma=0.5, l=200)"
+    assert _rung_policy("COS(k0=0.0, k1=0.1, l=500)", 1000, 1000, "rescaled") == \
+        "COS(k0=0.0, k1=0.1, l=500)"  # the full length: itself
+    # a decay that cannot be squeezed 1000-fold (0.1 ** 1000 underflows): trained as it is
+    assert _rung_policy("EXP(k0=0.1, gamma=0.1)", 1, 1000, "rescaled") == "EXP(k0=0.1, gamma=0.1)"
+
+
+class AnnealFake(Fake):
+    """Like Fake, plus a bonus for annealing: top-1 gains ``0.05 * (1 - lr / peak)`` where
+    ``lr`` is the policy's LR at the last step trained and ``peak`` its largest LR so far (as
+    real training gains when the LR comes down at the end)."""
+
+    def top1(self, policy: str, seed: int, t: int) -> float:
+        p = parse(policy)
+        lrs = [p(i) for i in range(t)]
+        bonus = 0.05 * (1 - lrs[-1] / max(lrs)) if t > 0 and max(lrs) > 0 else 0.0
+        return super().top1(policy, seed, t) + bonus
+
+
+def test_rescaled_low_rungs_judge_a_policy_by_its_whole_shape():
+    # FIX trains a little better early; COS anneals to 0 at the end and wins at full length
+    fix, cos = "FIX(k0=0.05)", "COS(k0=0.05, k1=0.0, l=1000)"
+    fake = AnnealFake(quality={fix: 0.9, cos: 0.88})
+    assert fake.top1(cos, 0, 1000) > fake.top1(fix, 0, 1000) + 0.02
+
+    def best(low_rungs):
+        f = AnnealFake(quality=dict(fake.quality))
+        # squeezed COS keeps its quality (the fake keys quality on the notation)
+        for it in range(1, 1001):
+            f.quality.setdefault(str(rescale_policy(cos, it / 1000)), 0.88)
+        r, _ = fake_tune(1500, f, warm_start=[fix, cos], min_iters=100, eta=2, fill=False,
+                         low_rungs=low_rungs)
+        assert [(g.iters, len(g.candidates)) for g in r.rungs][-1] == (1000, 1)
+        return r.recommendations[0]
+
+    # a short prefix of COS has not annealed yet: FIX looks better and COS is cut
+    assert best("prefix").policy == fix
+    # squeezed into the short rung COS anneals there too, and is kept
+    won = best("rescaled")
+    assert won.policy == cos and won.top1 > best("prefix").top1 + 0.02
+
+
+def test_fill_trains_more_finalists_with_what_the_rungs_leave():
+    plain, f1 = fake_tune(7000, fill=False)
+    filled, f2 = fake_tune(7000)
+    assert plain.plan[:-1] == filled.plan[:-1]
+    assert plain.rungs[-1].iters == filled.rungs[-1].iters == TASK.max_iters
+    assert len(plain.rungs[-1].candidates) == 1
+    extra = (7000 - plain.range_iterations - plan_cost(plain.plan)) // TASK.max_iters
+    assert len(filled.rungs[-1].candidates) == 1 + extra == 3
+    # the finalists are the best of the rung below, in its order
+    assert filled.rungs[-1].candidates == filled.rungs[-2].survivors
+    assert filled.rungs[-1].candidates[0] == plain.rungs[-1].candidates[0]
+    assert plain.iterations_spent < filled.iterations_spent == sum(f2.trained) <= 7000
+    top = [x for x in filled.recommendations if x.rung == len(filled.rungs) - 1]
+    assert len(top) == 3 and top[0].top1 >= top[1].top1 >= top[2].top1
 
 
 def test_range_test_iterations_are_counted():
@@ -317,7 +459,8 @@ def test_budget_cap_with_bounds_or_warm_start_many_budgets():
 
 def test_target_accuracy_stops_runs_and_counts_only_what_was_trained():
     task = TASK.replace(eval_every=10)
-    r, fake = fake_tune(8000, Fake(default_tau=40.0), task=task, target_accuracy=0.8, seeds=2)
+    r, fake = fake_tune(8000, Fake(default_tau=40.0), task=task, target_accuracy=0.8, seeds=2,
+                        low_rungs="prefix")
     n_range = len(r.range_test.points) * 2
     halving = list(zip(fake.calls[n_range:], fake.trained[n_range:]))
     stopped = [i for i, ((it, _, _), t) in enumerate(halving) if t < it]
@@ -340,7 +483,8 @@ def test_drop_rule_removes_candidates_that_cannot_reach_the_target():
     fake = Fake(quality={p: 0.6 for p in losers} | {c.policy: 0.95 for c in cs
                                                      if c.policy not in losers},
                 tau={p: 5.0 for p in losers})
-    r, _ = fake_tune(20_000, fake, bounds=(0.03, 0.1), target_accuracy=0.9, eta=2, top=28)
+    r, _ = fake_tune(20_000, fake, bounds=(0.03, 0.1), target_accuracy=0.9, eta=2, top=28,
+                     low_rungs="prefix")
     assert set(r.rungs[0].dropped) == set(losers)
     assert not set(r.rungs[0].survivors) & set(losers)
     later = {p for it, p, _ in fake.calls if it > r.rungs[0].iters}
@@ -355,7 +499,8 @@ def test_every_candidate_dropped_ends_early():
     cs = generate_candidates((0.03, 0.1), epoch=EPOCH, length=1000)
     fake = Fake(quality={c.policy: 0.5 for c in cs}, tau={c.policy: 5.0 for c in cs})
     task = TASK.replace(eval_every=10)  # rung 0 (37 iterations) has 3 evaluations
-    r, _ = fake_tune(20_000, fake, task=task, bounds=(0.03, 0.1), target_accuracy=0.9)
+    r, _ = fake_tune(20_000, fake, task=task, bounds=(0.03, 0.1), target_accuracy=0.9,
+                     low_rungs="prefix")
     assert len(r.rungs) == 1 and len(r.rungs[0].dropped) == 28
     assert any("dropped" in w for w in r.warnings)
     assert any("target" in w for w in r.warnings)
@@ -457,6 +602,8 @@ def test_evaluate_that_overshoots_is_an_error():
     (dict(evaluate=42), "evaluate"),
     (dict(progress="yes"), "progress"),
     (dict(lookup="yes"), "lookup"),
+    (dict(low_rungs="squeezed"), "low_rungs must be one of rescaled, prefix"),
+    (dict(fill="yes"), "fill must be True or False"),
     (dict(executor="dask"), "unknown executor 'dask'"),
     (dict(executor=42), "executor must be 'local', 'ray' or an Executor"),
     (dict(executor="ray"), "executor='ray' trains runs on Ray; a custom evaluate"),
@@ -508,7 +655,7 @@ def test_lookup_warm_starts_from_a_similar_stored_task_without_a_range_test(tmp_
     assert {c.source for c in r.candidates} == {"database"}
     assert {x.source for x in r.recommendations} == {"database"}
     # only they were trained: no FIX grid, nothing from the truncated 37-iteration run
-    assert {p for _, p, _ in fake.calls} == set(rescaled)
+    assert trained_candidates(fake, rescaled) == set(rescaled)
     assert r.prior.run_ids == tuple(sorted(ids))
     assert [t.max_iters for t in r.prior.skipped] == [37]
     assert any(n.startswith("database lookup: warm start from 2 policies of digits-mlp at 2000 "
@@ -583,7 +730,8 @@ def test_a_second_tune_warm_starts_from_the_first_ones_full_length_runs_only(tmp
     # ... never its range test or lower rungs
     shorter = {first.range_test.iters} | {g.iters for g in first.rungs[:-1]}
     assert {t.max_iters for t in second.prior.skipped} == shorter
-    assert {p for _, p, _ in fake.calls} == {x.policy for x in full}
+    assert trained_candidates(fake, [c.policy for c in second.candidates]) == {
+        x.policy for x in full}
 
 
 def test_lookup_skips_shorter_versions_of_stored_tasks():
@@ -625,6 +773,25 @@ def test_cli_table_with_real_training(capsys):
     assert "candidates from the given range [0.03, 0.1]" in out
     spent = int(out.split(" of 700 training iterations")[0].split()[-1].replace(",", ""))
     assert 0 < spent <= 700
+    assert "lower rungs train each policy rescaled to their length" in out
+
+
+@pytest.mark.parametrize("flags, low_rungs, fill", [
+    ([], "rescaled", True), (["--low-rungs", "PREFIX", "--no-fill"], "prefix", False)])
+def test_cli_low_rungs_and_fill(capsys, flags, low_rungs, fill):
+    code, out, err = run_cli(capsys, "tune", "--task", "digits-mlp", "--budget", "6100",
+                             "--bounds", "0.03,0.1", "--threads", "1", "--json", *flags)
+    assert code == 0, err
+    d = json.loads(out)
+    assert (d["low_rungs"], d["fill"]) == (low_rungs, fill)
+    plan = [(g["iters"], g["candidates"]) for g in d["plan"]]
+    # 37 x 28 -> 111 x 9 -> 333 x 3 -> 1000 x 1 costs 4,034: the 2,066 left pay for 2 more
+    assert plan == [(37, 28), (111, 9), (333, 3), (1000, 3 if fill else 1)]
+    for x in d["recommendations"]:
+        for ref in x["runs"]:
+            want = x["policy"] if low_rungs == "prefix" else str(
+                rescale_policy(x["policy"], ref["iters"] / 1000))
+            assert ref["policy"] == want
 
 
 @pytest.mark.parametrize("args, match", [
@@ -655,6 +822,8 @@ def test_cli_table_with_real_training(capsys):
     (["--task", "digits-mlp", "--budget", "5000", "--executor", "ray", "--gpus-per-run", "-1"],
      "--gpus-per-run must be >= 0, got -1"),
     (["--task", "digits-mlp", "--budget", "5000", "--no-lookup"], "--no-lookup applies with --db"),
+    (["--task", "digits-mlp", "--budget", "5000", "--low-rungs", "cut"],
+     "--low-rungs must be rescaled or prefix, got 'cut'"),
 ])
 def test_cli_bad_input_one_line_exit_2(capsys, args, match):
     code, out, err = run_cli(capsys, "tune", *args)
@@ -689,9 +858,11 @@ def test_cli_json_end_to_end_in_a_subprocess(tmp_path):
         runs = {(rt["iters"], f"FIX(k0={p['lr']!r})") for p in rt["points"]}
         runs |= {(g["iters"], p) for g in d["rungs"] for p in g["candidates"]}
         assert store.counts()["runs"] == len(runs)  # every run stored, once
-        for x in recs:
-            for run_id in x["run_ids"]:
-                assert store.load(run_id).policy == x["policy"]
+        for x in recs:  # each run as it trained: rescaled to its rung's length
+            assert x["run_ids"]
+            for ref in x["runs"]:
+                assert ref["policy"] == str(rescale_policy(x["policy"], ref["iters"] / 1000))
+                assert store.load(ref["run_id"]).policy == ref["policy"]
     assert "Traceback" not in proc.stderr
     print(f"lrbench tune --budget 3000 end to end: {wall:.1f} s")
 

@@ -372,8 +372,11 @@ def _tune_lines(result: Any) -> list[str]:
         lines.append(f"candidates from the given range [{lo:g}, {hi:g}]")
     if result.rungs:
         steps = " -> ".join(f"{len(r.candidates)} x {r.iters:,} it" for r in result.rungs)
+        how = ("lower rungs train each policy rescaled to their length"
+               if result.low_rungs == "rescaled" else
+               "lower rungs train the first iterations of each policy")
         lines.append(f"{len(result.candidates)} candidates; successive halving (eta "
-                     f"{result.eta}): {steps}")
+                     f"{result.eta}): {steps}; {how}")
     lines.append(f"{result.iterations_spent:,} of {result.budget:,} training iterations spent "
                  f"in {result.wall_time:.1f} s")
     return lines
@@ -408,6 +411,13 @@ def tune_command(
     bounds: Annotated[Optional[str], _opt(
         "The good FIX range LO,HI to build candidates from; skips the range test.", "--bounds",
         metavar="LO,HI")] = None,
+    low_rungs: Annotated[str, typer.Option(
+        "--low-rungs", metavar="rescaled|prefix",
+        help="What a rung shorter than the task trains: each policy rescaled to its length "
+        "(decay and cycles squeezed in), or the policy's first iterations.")] = "rescaled",
+    no_fill: Annotated[bool, typer.Option(
+        "--no-fill", help="Do not spend the iterations successive halving leaves unused on "
+        "more finalists at the top rung.")] = False,
     workers: Annotated[Optional[int], _opt(
         "Runs of a rung trained at once (default 1: processes; with --executor ray, what the "
         "cluster fits).", "--workers", metavar="N")] = None,
@@ -445,6 +455,9 @@ def tune_command(
                          ("--min-iters", min_iters, 1), ("--threads", threads, 1)):
         if v is not None and v < low:
             fail(f"{flag} must be >= {low}, got {v}")
+    rung_mode = low_rungs.strip().lower()
+    if rung_mode not in ("rescaled", "prefix"):
+        fail(f"--low-rungs must be rescaled or prefix, got {low_rungs!r}")
     if no_lookup and db is None:
         fail("--no-lookup applies with --db (without a database there is nothing to look up)")
     options = executor_options(executor, address, cpus_per_run, gpus_per_run)
@@ -464,7 +477,8 @@ def tune_command(
                       lookup=not no_lookup, eta=eta, min_iters=min_iters, top=top,
                       workers=workers, threads=threads, data_root=data_root,
                       progress=not as_json, executor=executor.strip().lower(),
-                      executor_options=options)
+                      executor_options=options, low_rungs=rung_mode,  # type: ignore[arg-type]
+                      fill=not no_fill)
     except ValueError as e:
         fail(_tune_flags(" ".join(str(e).split())))
     finally:

@@ -18,9 +18,10 @@ per epoch ``E`` (#training samples / batch size) and the full training length ``
   ``EXP(gamma=0.01 ** (1 / L))``, ``INV(gamma=1 / L, p=0.75)`` (Caffe's LeNet shape) and
   ``POLY(p=1, l=L)`` (linear decay to 0 at ``L``).
 
-Length-dependent parameters are fixed relative to ``L``, the full training length, whatever
-length a run has: a policy's LR at step t never depends on how long the run is, so a short run is
-exactly the beginning of the full-length run.
+Length-dependent parameters are fixed relative to ``L``, the full training length: the
+candidates are the policies to run for ``L`` iterations. ``tune`` squeezes them into a shorter
+rung with :func:`~lrbench.tuning.recommend.rescale_policy` (or, with ``low_rungs='prefix'``,
+trains their first iterations).
 
 >>> [c.policy for c in generate_candidates((0.03, 0.1), epoch=42, length=1000)][:3]
 ['FIX(k0=0.0547723)', 'LIN(k0=0.003, k1=0.1, l=42)[42] >> COS(k0=0.1, k1=0.0, l=958)', \

@@ -90,14 +90,21 @@ def plan_cost(plan: Sequence[RungPlan], seeds: int = 1) -> int:
 
 
 def plan_rungs(
-    n: int, full: int, budget: int, *, eta: int = 3, min_iters: int = 1, seeds: int = 1
+    n: int, full: int, budget: int, *, eta: int = 3, min_iters: int = 1, seeds: int = 1,
+    fill: bool = False,
 ) -> tuple[RungPlan, ...]:
     """The rungs of successive halving for ``n`` candidates within ``budget`` iterations
     (see the module doc). Never costs more than ``budget``; empty when ``budget < seeds``.
+    ``fill``: the iterations the plan leaves unused train more finalists at the top rung (the
+    next best of the rung below, up to all of them), ``(budget - cost) // (seeds * r_K)``.
 
     >>> plan_rungs(9, 900, 10**6, eta=3, min_iters=100)
     (RungPlan(iters=100, candidates=9), RungPlan(iters=300, candidates=3), \
 RungPlan(iters=900, candidates=1))
+    >>> plan_rungs(9, 900, 3000, eta=3, min_iters=100, fill=True)[-1]   # 2,700 + 1 x 900 > 3,000
+    RungPlan(iters=900, candidates=1)
+    >>> plan_rungs(9, 900, 3600, eta=3, min_iters=100, fill=True)[-1]   # 2,700 + 1 x 900
+    RungPlan(iters=900, candidates=2)
     """
     n = _whole(n, "n", 1)
     full = _whole(full, "full", 1)
@@ -105,6 +112,22 @@ RungPlan(iters=900, candidates=1))
     eta = _whole(eta, "eta", 2)
     min_iters = _whole(min_iters, "min_iters", 1)
     seeds = _whole(seeds, "seeds", 1)
+    if not isinstance(fill, bool):
+        raise ValueError(f"fill must be True or False, got {fill!r}")
+    plan = _plan(n, full, budget, eta=eta, min_iters=min_iters, seeds=seeds)
+    if not fill or not plan:
+        return plan
+    top = plan[-1]
+    room = (plan[-2].candidates if len(plan) > 1 else n) - top.candidates
+    extra = min(room, (budget - plan_cost(plan, seeds)) // (seeds * top.iters))
+    if extra <= 0:
+        return plan
+    return (*plan[:-1], RungPlan(top.iters, top.candidates + extra))
+
+
+def _plan(n: int, full: int, budget: int, *, eta: int, min_iters: int, seeds: int
+          ) -> tuple[RungPlan, ...]:
+    """:func:`plan_rungs` without ``fill`` (arguments checked)."""
     floor = min(min_iters, full)
 
     max_halvings, c = 0, n
@@ -144,7 +167,7 @@ RungPlan(iters=900, candidates=1))
                                                    _counts(n, halvings, eta)))
     fit = budget // (seeds * floor)
     if fit >= 1:  # not every candidate gets min_iters: plan for the first ones only
-        return plan_rungs(fit, full, budget, eta=eta, min_iters=min_iters, seeds=seeds)
+        return _plan(fit, full, budget, eta=eta, min_iters=min_iters, seeds=seeds)
     top = min(full, budget // seeds)
     return (RungPlan(top, 1),) if top >= 1 else ()
 

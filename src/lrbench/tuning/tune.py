@@ -30,13 +30,23 @@ The algorithm:
    top-1 over seeds, ties by iterations spent, then by #Iter, then by candidate order; with
    ``goal='cost'``, first the candidates whose every seed reached ``target_accuracy``, cheapest
    first), and the next rung is ``eta`` times longer, up to the task's ``max_iters``. The plan
-   is made after the range test from the iterations left, so that it cannot overshoot.
-   A longer rung trains **from scratch** (the simplest correct choice: no checkpoints). The
-   policies' length-dependent parameters (POLY's l, NSTEP's milestones, ...) are fixed
-   relative to the full length, so a policy's LR at step t never depends on the run's length and
-   a short run is exactly the beginning of the long one; a run that stopped early (target reached
-   or diverged) would stop at the same step again, so it is reused, not retrained (exact on the
-   CPU, where training is bit-for-bit reproducible).
+   is made after the range test from the iterations left, so that it cannot overshoot; what
+   the geometric rungs leave unused trains more finalists at the top rung (``fill``, the next
+   best of the rung below). A longer rung trains **from scratch** (no checkpoints).
+   What a rung shorter than the full length trains (``low_rungs``):
+
+   - ``'rescaled'`` (default): each policy squeezed into the rung's length
+     (:func:`~lrbench.tuning.recommend.rescale_policy` by ``r_k / L``: its warm-up, cycles and
+     decay all happen, ``r_k / L`` times as long). A policy is judged by its whole shape, as
+     it will run at full length. Short runs of the unscaled policies are biased towards those
+     that keep a high LR early (FIX, STEP): an annealing policy is cut off before it anneals,
+     and a warm-up is all a short run sees of a warm-up + cosine composite (measured in
+     ``docs/results/tuning.md``).
+   - ``'prefix'``: the policy's first ``r_k`` iterations, unchanged (its length-dependent
+     parameters stay relative to the full length, so a short run is exactly the beginning of
+     the long one). A run that stopped early (target reached or diverged) would stop at the same
+     step again, so it is reused, not retrained (exact on the CPU, where training is
+     bit-for-bit reproducible).
 5. **Target accuracy**: passed to each run, which stops at the first evaluation reaching it (only
    the iterations actually trained count). After each rung but the last, a candidate that has
    not reached it is dropped when even a straight line through its last two evaluations misses
@@ -59,7 +69,7 @@ results bit for bit.
 
 >>> r = tune("digits-mlp", 7000, seeds=1, threads=1)                # doctest: +SKIP
 >>> r.iterations_spent, r.recommendations[0].policy                 # doctest: +SKIP
-(4997, 'EXP(k0=0.1, gamma=0.99540542)')
+(6997, 'POLY(k0=0.1, p=1.0, l=1000)')
 """
 
 from __future__ import annotations
@@ -102,6 +112,8 @@ __all__ = [
 
 Goal = Literal["accuracy", "cost"]
 GOALS: tuple[str, ...] = ("accuracy", "cost")
+LowRungs = Literal["rescaled", "prefix"]
+LOW_RUNGS: tuple[str, ...] = ("rescaled", "prefix")
 DEFAULT_ETA = 3
 DEFAULT_TOP = 5
 #: the range test may spend at most this share of the budget
@@ -268,6 +280,7 @@ class TuneResult:
     """The outcome of :func:`tune`: ``recommendations`` best first, ``iterations_spent`` (range
     test included, <= ``budget``), the ``range_test`` (None when skipped), the ``bounds`` the
     candidates came from, the ``candidates``, the ``plan`` and the ``rungs`` as they ran.
+    ``low_rungs`` and ``fill``: how the rungs ran (:func:`tune`'s arguments).
     ``lookup``: whether the database was asked (step 1); ``warm_start_source``: 'warm_start'
     (the caller's), 'database' (the lookup's, described by ``prior``) or None; ``notes``: what
     was done, in words (``warnings``: what went wrong or was cut short).
@@ -295,6 +308,8 @@ class TuneResult:
     warm_start_source: str | None = None
     prior: Prior | None = None
     notes: tuple[str, ...] = ()
+    low_rungs: str = "rescaled"
+    fill: bool = True
     runs: tuple[RunResult, ...] = field(default=(), repr=False, compare=False)
 
     @property
@@ -313,6 +328,8 @@ class TuneResult:
             "target_accuracy": self.target_accuracy,
             "seeds": list(self.seeds),
             "eta": self.eta,
+            "low_rungs": self.low_rungs,
+            "fill": self.fill,
             "min_iters": self.min_iters,
             "epoch_iters": self.epoch_iters,
             "bounds": list(self.bounds) if self.bounds else None,
@@ -615,6 +632,8 @@ def tune(
     evaluate: Evaluate | None = None,
     executor: str | Executor | None = None,
     executor_options: dict[str, Any] | None = None,
+    low_rungs: LowRungs = "rescaled",
+    fill: bool = True,
 ) -> TuneResult:
     """Find good LR policies for ``task`` within ``budget`` training iterations (module doc).
 
@@ -631,6 +650,9 @@ def tune(
     default as many as the cluster fits). ``range_fraction``: the range test's most share of the
     budget (at most 0.5). ``epoch_iters``: iterations per epoch (default: training samples //
     batch size). ``threads``, ``data_root``, ``device``: as :func:`lrbench.trainer.train`.
+    ``low_rungs``: 'rescaled' (each policy squeezed into a short rung's length) or 'prefix'
+    (its first iterations); ``fill``: spend what the rungs leave unused on more finalists
+    (module doc, step 4).
     ``progress``: True for a progress bar on stderr, or a callable taking each
     :class:`TuneEvent`. ``evaluate``: ``evaluate(task, policy, seed, target_accuracy) ->
     RunResult`` instead of training (tests, other trainers); ``task.max_iters`` is the run's
@@ -677,6 +699,10 @@ def tune(
     if not (isinstance(progress, bool) or callable(progress)):
         raise ValueError("progress must be True, False or a callable taking a TuneEvent")
     ex_name, ex_options = _check_executor(executor, executor_options, evaluate)
+    if low_rungs not in LOW_RUNGS:
+        raise ValueError(f"low_rungs must be one of {', '.join(LOW_RUNGS)}, got {low_rungs!r}")
+    if not isinstance(fill, bool):
+        raise ValueError(f"fill must be True or False, got {fill!r}")
     if budget < n_seeds:
         raise ValueError(f"budget must be at least one iteration per seed ({n_seeds}), "
                          f"got {budget}")
@@ -757,7 +783,7 @@ def tune(
 
         # 4. successive halving
         plan = plan_rungs(len(candidates), full, session.left, eta=eta, min_iters=min_iters,
-                          seeds=n_seeds) if candidates else ()
+                          seeds=n_seeds, fill=fill) if candidates else ()
         if plan and plan[0].candidates < len(candidates):
             warnings.append(f"the budget pays for {plan[0].candidates} of {len(candidates)} "
                             f"candidates at {plan[0].iters} iterations; the rest were not tried")
@@ -767,7 +793,7 @@ def tune(
         if not candidates:
             warnings.append("no candidate policies: the range test found no LR that trains")
         rungs, entries, dropped_at = _halving(
-            session, base, candidates, plan, seed_list, target, goal, warnings)
+            session, base, candidates, plan, seed_list, target, goal, warnings, low_rungs)
         failed = False
     finally:
         if bar is not None:
@@ -787,7 +813,7 @@ def tune(
         candidates=tuple(candidates), plan=tuple(plan), rungs=tuple(rungs),
         recommendations=tuple(recs), wall_time=time.perf_counter() - t_start,
         warnings=tuple(warnings), lookup=looked, warm_start_source=warm_source, prior=prior,
-        notes=tuple(notes), runs=tuple(session.results),
+        notes=tuple(notes), low_rungs=low_rungs, fill=fill, runs=tuple(session.results),
     )
 
 
@@ -907,6 +933,7 @@ def _name(task: Task) -> str:
 def _halving(
     session: _Session, base: Task, candidates: Sequence[Candidate], plan: Sequence[RungPlan],
     seed_list: tuple[int, ...], target: float | None, goal: str, warnings: list[str],
+    low_rungs: str = "rescaled",
 ) -> tuple[list[Rung], dict[int, list[_Entry]], dict[int, int]]:
     """Run the plan's rungs; per candidate index, its evidence per rung; where each was dropped."""
     from lrbench.ranking import summarize
@@ -933,7 +960,8 @@ def _halving(
         rung_task = base.replace(max_iters=iters, eval_every=min(base.eval_every, iters))
         spent_before = session.spent
         trained = session.run_many(
-            [(rung_task, candidates[c].policy, s, target) for c, s in todo], rung=k)
+            [(rung_task, _rung_policy(candidates[c].policy, iters, base.max_iters, low_rungs),
+              s, target) for c, s in todo], rung=k)
         got = dict(zip(todo, trained))
         rung_runs: list[RunResult] = []
         per: dict[int, tuple[list[RunResult], list[RunRef]]] = {}
@@ -943,7 +971,8 @@ def _halving(
                 if (c, s) in got:
                     r = got[(c, s)]
                     refs.append(_ref(r, k, iters, session.run_ids.get(id(r)), False))
-                    if r.stop_reason in ("target", "diverged") and r.iterations < iters:
+                    if low_rungs == "prefix" and r.stop_reason in ("target", "diverged") \
+                            and r.iterations < iters:
                         final[(c, s)] = (r, k)
                 else:
                     r, _ = final[(c, s)]
@@ -985,6 +1014,21 @@ def _halving(
         alive = survivors
         prev_iters = iters
     return rungs, entries, dropped_at
+
+
+def _rung_policy(policy: str, iters: int, full: int, low_rungs: str) -> str:
+    """The policy a rung of ``iters`` iterations trains: ``policy`` itself (its first ``iters``
+    iterations) with ``low_rungs='prefix'`` or at full length; with ``'rescaled'``, ``policy``
+    squeezed into ``iters`` (:func:`~lrbench.tuning.recommend.rescale_policy` by
+    ``iters / full``), or itself when that is not a valid policy."""
+    if low_rungs == "prefix" or iters >= full:
+        return policy
+    from lrbench.tuning.recommend import rescale_policy
+
+    try:
+        return str(rescale_policy(policy, iters / full))
+    except ValueError:
+        return policy
 
 
 def _recommend(candidates: Sequence[Candidate], entries: dict[int, list[_Entry]],
