@@ -342,7 +342,7 @@ def test_rescaled_low_rungs_are_never_reused_across_rungs():
     stopped = [(it, p, s) for (it, p, s), t in zip(fake.calls, fake.trained) if t < it]
     assert stopped
     # every survivor is trained again at every rung (a squeezed run is another run)
-    for k, rung in enumerate(r.rungs[1:], start=1):
+    for rung in r.rungs[1:]:
         called = {(p, s) for it, p, s in fake.calls if it == rung.iters}
         assert len(called) == 2 * len(rung.candidates)
     assert not any(ref.reused for x in r.recommendations for ref in x.runs)
@@ -398,7 +398,7 @@ def test_rescaled_low_rungs_judge_a_policy_by_its_whole_shape():
 
 
 def test_fill_trains_more_finalists_with_what_the_rungs_leave():
-    plain, f1 = fake_tune(7000, fill=False)
+    plain, _ = fake_tune(7000, fill=False)
     filled, f2 = fake_tune(7000)
     assert plain.plan[:-1] == filled.plan[:-1]
     assert plain.rungs[-1].iters == filled.rungs[-1].iters == TASK.max_iters
