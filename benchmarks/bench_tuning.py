@@ -1,11 +1,12 @@
 """Tuning benchmark (issue #6, "The benchmark"): best top-1 found vs iterations spent.
 
 Default target task: ``digits-mlp`` (1000 iterations), prior task ``digits-cnn``; ``--target``,
-``--other``, ``--iters`` and ``--eval-every`` choose others (e.g. Fashion-MNIST / LeNet). Methods, each repeated for reps r = 0, 1, 2
-(rep r trains with seed r; the tuner's / sampler's seed is r):
+``--other``, ``--iters`` and ``--eval-every`` choose others (e.g. Fashion-MNIST / LeNet).
+Methods, each repeated for reps r = 0 .. ``--reps`` - 1 (rep r trains with seed r; the tuner's /
+sampler's seed is r):
 
-(i)   **grid**: every candidate policy of ``tune`` (the 28 from ``generate_candidates`` on the
-      good FIX range its range test found in rep 0) at full length, seed r. Its cost is the
+(i)   **grid**: every candidate policy of ``tune`` (from ``generate_candidates`` on the good
+      FIX range its range test found in rep 0; 28 on digits) at full length, seed r. Its cost is the
       sum of the iterations trained (the range test that made the candidates is not counted).
 (ii)  **tune cold**: ``tune("digits-mlp", BUDGET, seeds=[r])`` (range test included in the
       budget), defaults eta=3, low_rungs='rescaled', fill=True (``--low-rungs prefix`` and
@@ -79,6 +80,13 @@ def _job(args: tuple[str, str, int]) -> Any:
     return train(task, policy, seed, threads=1)
 
 
+def _tune_row(rep: int, result: Any) -> dict[str, Any]:
+    """A tune result as a table row: its best policy, found top-1, spend and rungs."""
+    return {"rep": rep, "policy": result.best.policy, "found": result.best.top1,
+            "iters": result.iterations_spent, "rung_iters": result.best.rung_iters,
+            "rungs": [g.to_dict() for g in result.rungs]}
+
+
 def _brief(row: dict[str, Any]) -> dict[str, Any]:
     """A tune row for the log: without its rungs."""
     return {k: v for k, v in row.items() if k != "rungs"}
@@ -93,11 +101,10 @@ def run_jobs(jobs: list[tuple[str, str, int]], workers: int) -> list[Any]:
 
 def candidates_for(task: Task, budget: int, seed: int = 0) -> list[str]:
     """tune's candidate set for ``task``: its range test (as tune runs it) -> generate."""
-    t = task
-    epoch = load_dataset(t.dataset).info.n_train // t.batch_size
-    rt = range_test_iters(budget, epoch=epoch, full=t.max_iters, seeds=1)
-    rr = fix_range_test(t, iters=rt, seeds=[seed], threads=1)
-    cands = generate_candidates(rr.good_range, epoch=epoch, length=t.max_iters,
+    epoch = load_dataset(task.dataset).info.n_train // task.batch_size
+    rt = range_test_iters(budget, epoch=epoch, full=task.max_iters, seeds=1)
+    rr = fix_range_test(task, iters=rt, seeds=[seed], threads=1)
+    cands = generate_candidates(rr.good_range, epoch=epoch, length=task.max_iters,
                                 best_lr=rr.best_lr)
     return [c.policy for c in cands]
 
@@ -221,21 +228,17 @@ def main(argv: list[str] | None = None) -> int:
         if "tune cold" in run:
             tc = tune(target, args.budget, seeds=[rep], threads=1, workers=args.workers,
                       min_iters=args.min_iters, progress=False, **tune_options)
-            rows["tune cold"].append({"rep": rep, "policy": tc.best.policy,
-                                      "found": tc.best.top1, "iters": tc.iterations_spent,
-                                      "rung_iters": tc.best.rung_iters,
-                                      "rungs": [g.to_dict() for g in tc.rungs]})
-            log(f"rep {rep} tune cold: {_brief(rows['tune cold'][-1])} warnings={list(tc.warnings)}")
+            rows["tune cold"].append(_tune_row(rep, tc))
+            log(f"rep {rep} tune cold: {_brief(rows['tune cold'][-1])}",
+                f"warnings={list(tc.warnings)}")
         # (iii) tune warm
         if "tune warm" in run:
             tw = tune(target, warm_budget, seeds=[rep], warm_start=warm_policies, threads=1,
                       workers=args.workers, min_iters=args.min_iters, progress=False,
                       **tune_options)
-            rows["tune warm"].append({"rep": rep, "policy": tw.best.policy,
-                                      "found": tw.best.top1, "iters": tw.iterations_spent,
-                                      "rung_iters": tw.best.rung_iters,
-                                      "rungs": [g.to_dict() for g in tw.rungs]})
-            log(f"rep {rep} tune warm: {_brief(rows['tune warm'][-1])} warnings={list(tw.warnings)}")
+            rows["tune warm"].append(_tune_row(rep, tw))
+            log(f"rep {rep} tune warm: {_brief(rows['tune warm'][-1])}",
+                f"warnings={list(tw.warnings)}")
         # (iv) Optuna TPE + Hyperband, (v) random search, at tune cold's spend
         cold_spent = next(r["iters"] for r in rows["tune cold"] if r["rep"] == rep)
         for method, sampler, pruner in (("optuna tpe+hb", "tpe", "hyperband"),

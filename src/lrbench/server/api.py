@@ -26,6 +26,7 @@ from lrbench.server.schemas import (
     TaskOut,
 )
 from lrbench.store import Store, task_key
+from lrbench.store.bundle import BUNDLE_PAGE
 from lrbench.tasks import Task
 
 router = APIRouter(prefix="/api")
@@ -36,8 +37,6 @@ Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 MetricText = Annotated[str | None, Query(max_length=200)]
 UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
-#: the most runs one bundle page holds
-BUNDLE_PAGE = 2000
 
 
 def get_store(request: Request) -> Store:

@@ -23,14 +23,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from lrbench.store import FINISHED_STATUSES, ImportReport, Store, task_key
+from lrbench.store.bundle import BUNDLE_PAGE
 from lrbench.tasks import Task
 
 #: runs per POST /api/runs (the server takes up to 500) and bytes per request (it takes 8 MiB)
 BATCH_RUNS = 200
 BATCH_BYTES = 4 * 1024 * 1024
 KEYS_PER_QUERY = 5000
-#: runs per page of a pull (the server's most)
-PULL_PAGE = 2000
+#: runs per page of a pull: the most the server gives in one page
+PULL_PAGE = BUNDLE_PAGE
 TIMEOUT = 60.0
 
 
@@ -182,6 +183,7 @@ def pull(store: Store, server: str, task: str | Task) -> ImportReport:
             total.written += report.written
             total.skipped += report.skipped
             total.datasets = max(total.datasets, report.datasets)
-            offset += len(data.get("runs", ()))
-            if len(data.get("runs", ())) < PULL_PAGE:
+            got = len(data.get("runs", ()))
+            offset += got
+            if got < PULL_PAGE:
                 return total

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 
 BUNDLE_FORMAT = "lrbench-bundle"
 BUNDLE_VERSION = 1
+#: the most runs one page of a served bundle holds (``GET /api/tasks/{key}/bundle``, ``pull``)
+BUNDLE_PAGE = 2000
 
 
 def _open(path: str | os.PathLike[str], mode: str, *, gz: bool | None = None) -> Any:

@@ -17,9 +17,12 @@ rung is ``full`` and the lower rungs shrink (``r_k = r_0 * eta^k``, ``r_0 >= min
 such plans, the one with the longest next-to-last rung). A policy's schedule is laid out for the
 full length (its decay ends there, and that is where its accuracy peaks), so a finalist measured
 at 80% of it is under-rated and not comparable with full-length runs. Only when no such plan
-fits does every rung shrink together (``T < full``). When even ``n`` runs of ``min_iters`` do not fit,
-only the first ``budget // (seeds * min_iters)`` candidates are planned (candidate order is the
-priority order); when not one fits, one candidate gets what is left.
+fits does every rung shrink together (``T < full``). When even ``n`` runs of ``min_iters`` do
+not fit, only the first ``budget // (seeds * min_iters)`` candidates are planned (candidate
+order is the priority order); when not one fits, one candidate gets what is left.
+
+With ``fill``, what the plan leaves of the budget trains more finalists at the top rung, the
+next best of the rung below (at most all of them).
 
 **The drop rule** (:func:`predicted_top1`), used with a target accuracy: from a run's curve,
 the top-1 it could reach by iteration ``horizon`` (the plan's top length) if it kept improving

@@ -959,9 +959,10 @@ def _halving(
             warnings.append(f"rung {k} shortened to {iters} iterations to fit the budget")
         rung_task = base.replace(max_iters=iters, eval_every=min(base.eval_every, iters))
         spent_before = session.spent
+        trained_as = {c: _rung_policy(candidates[c].policy, iters, base.max_iters, low_rungs)
+                      for c in alive}  # once per candidate, whatever the seeds
         trained = session.run_many(
-            [(rung_task, _rung_policy(candidates[c].policy, iters, base.max_iters, low_rungs),
-              s, target) for c, s in todo], rung=k)
+            [(rung_task, trained_as[c], s, target) for c, s in todo], rung=k)
         got = dict(zip(todo, trained))
         rung_runs: list[RunResult] = []
         per: dict[int, tuple[list[RunResult], list[RunRef]]] = {}
