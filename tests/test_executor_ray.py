@@ -28,7 +28,7 @@ ray = pytest.importorskip("ray", reason="the Ray executor needs Ray: pip install
 
 from lrbench.cli import main  # noqa: E402
 from lrbench.executors import RunJob, make_executor  # noqa: E402
-from lrbench.executors.ray import RayExecutor  # noqa: E402
+from lrbench.executors.ray import RayEvents, RayExecutor, _EventBuffer  # noqa: E402
 from lrbench.runner import Benchmark, run_benchmark  # noqa: E402
 from lrbench.store import Store  # noqa: E402
 from lrbench.store.testing import postgres_server_url, temporary_postgres_database  # noqa: E402
@@ -281,6 +281,33 @@ def test_same_results_as_the_local_executor(ray_local, tmp_path):
 
 
 @pytest.mark.slow
+def test_a_late_drain_of_the_events_actor_loses_no_event(ray_local):
+    class SlowDrain(_EventBuffer):  # defined here: Ray's workers cannot import test modules
+        """The events actor with a drain that answers late, as on a loaded machine."""
+
+        def drain(self) -> list:
+            time.sleep(1.0)
+            return super().drain()
+
+    actor = ray.remote(SlowDrain).remote()
+    ray.get([actor.put.remote(f"event {i}") for i in range(3)])
+    events = RayEvents(actor, ray, every=0.0, wait=0.05)
+    with pytest.raises(queue.Empty):  # the drain is not back within 0.05 s
+        events.get_nowait()
+    ray.get(actor.put.remote("event 3"))  # queued behind the pending drain
+    got = []
+
+    def collected() -> bool:
+        try:
+            while True:
+                got.append(events.get_nowait())
+        except queue.Empty:
+            return len(got) == 4
+    _wait_for(collected, 30, "the events of the late drain")
+    assert got == [f"event {i}" for i in range(4)]
+    ray.kill(actor)
+
+
 def test_a_run_that_raises_is_recorded_failed_and_the_others_finish(ray_local, tmp_path):
     url = _url(tmp_path, "fail.sqlite")
     good = _bench(iters=60)

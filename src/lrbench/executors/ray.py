@@ -105,20 +105,31 @@ class _EventSender:
 
 
 class RayEvents:
-    """The driver's end of the progress channel: ``get_nowait()`` or ``queue.Empty``."""
+    """The driver's end of the progress channel: ``get_nowait()`` or ``queue.Empty``.
 
-    def __init__(self, actor: Any, ray: Any, every: float = 0.1) -> None:
-        self._actor, self._ray, self._every = actor, ray, every
+    Every ``every`` seconds at most, an empty buffer asks the actor to drain (waiting up to
+    ``wait`` seconds). A drain that is not back by then stays pending and is collected by a
+    later call: the actor has already handed its events over, so dropping the reply would lose
+    them (seen on a loaded machine)."""
+
+    def __init__(self, actor: Any, ray: Any, every: float = 0.1, wait: float = 2.0) -> None:
+        self._actor, self._ray, self._every, self._wait = actor, ray, every, wait
         self._buffer: deque[Any] = deque()
+        self._pending: Any = None
         self._last = 0.0
 
     def get_nowait(self) -> Any:
         if not self._buffer and time.monotonic() - self._last >= self._every:
             self._last = time.monotonic()
             try:
-                self._buffer.extend(self._ray.get(self._actor.drain.remote(), timeout=2))
+                if self._pending is None:
+                    self._pending = self._actor.drain.remote()
+                ready, _ = self._ray.wait([self._pending], timeout=self._wait)
+                if ready:
+                    reply, self._pending = self._pending, None
+                    self._buffer.extend(self._ray.get(reply))
             except Exception:  # a lost or slow events actor never stops a benchmark
-                pass
+                self._pending = None
         if not self._buffer:
             raise queue.Empty
         return self._buffer.popleft()

@@ -175,7 +175,7 @@ class STEP(_Decaying):
 class NSTEP(_Decaying):
     """Multi-step decay: ``g(t) = gamma^i``, i = how many milestones l_j are <= t. #Param n + 2.
 
-    >>> NSTEP(k0=0.01, gamma=0.1, l=[5000, 7000]).values([4999, 5000, 7000]).tolist()
+    >>> NSTEP(k0=0.01, gamma=0.1, l=[5000, 7000]).values([4999, 5000, 7000]).round(12).tolist()
     [0.01, 0.001, 0.0001]
     """
 
