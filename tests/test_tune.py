@@ -8,6 +8,7 @@ trainer on digits-mlp end to end.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -39,6 +40,7 @@ from lrbench.tuning.recommend import rescale_policy
 from lrbench.tuning.tune import (
     LOOKUP_MIN_SIMILARITY,
     RANGE_MAX_LRS,
+    above_lr,
     lookup_skips,
     range_test_iters,
     tune,
@@ -158,7 +160,71 @@ def test_candidates_default_fix_and_short_tasks():
     assert cyclic_lengths(42, 1000, (1, 3)) == (42, 126)
 
 
+def test_candidates_above_the_range_peak_one_step_higher():
+    base = generate_candidates((0.03, 0.1), epoch=EPOCH, length=1000, best_lr=0.05)
+    wide = generate_candidates((0.03, 0.1), epoch=EPOCH, length=1000, best_lr=0.05, above=0.3)
+    assert wide[:len(base)] == base  # the usual candidates first, in their order
+    extra = [parse(c.policy) for c in wide[len(base):]]
+    assert len(extra) == len(base) - 1 == 27  # all but FIX again
+    assert sorted(p.name for p in extra) == sorted(parse(c.policy).name for c in base[1:])
+    for p in extra:
+        if p.name in CYCLIC_FUNCTIONS:
+            assert (p.params["k0"], p.params["k1"]) == (0.003, 0.3)
+        elif p.name in DECAYING_FUNCTIONS:
+            assert p.params["k0"] == 0.3
+        else:  # the warm-up + cosine composite peaks at 0.3 after one epoch
+            assert p.name == "COMPOSITE" and p(EPOCH) == pytest.approx(0.3)
+    # the same set as the candidates of the range (0.03, 0.3) joined to those of (0.03, 0.1)
+    top = generate_candidates((0.03, 0.3), epoch=EPOCH, length=1000, best_lr=0.05)
+    assert [c.policy for c in wide] == list(dict.fromkeys(
+        [c.policy for c in base] + [c.policy for c in top]))
+
+
+def test_above_lr_is_the_next_lr_up_that_trained():
+    assert above_lr(0.1) == 0.3 and above_lr(0.03) == 0.1 and above_lr(0.02) == 0.03
+    assert above_lr(1.0) is None  # the top of the paper's grid
+    r, _ = fake_tune(6000)  # the fake's FIX peaks at 0.05 and diverges from 1
+    rt = r.range_test
+    hi = rt.good_range[1]
+    nxt = next(p for p in rt.points if p.lr > hi)
+    assert nxt.status == "ok" and above_lr(hi, rt) == nxt.lr
+    assert above_lr(rt.points[-1].lr, rt) is None  # nothing tried above
+    for status in ("diverged", "unstable", "failed"):
+        points = tuple(dataclasses.replace(p, status=status) if p is nxt else p
+                       for p in rt.points)
+        assert above_lr(hi, dataclasses.replace(rt, points=points)) is None
+
+
+def test_tune_above_range_adds_the_candidates_and_says_so():
+    plain, _ = fake_tune(9000)
+    wide, fake = fake_tune(9000, above_range=True)
+    up = above_lr(wide.bounds[1], wide.range_test)
+    assert (plain.above_range, plain.above_lr) == (False, None)
+    assert (wide.above_range, wide.above_lr) == (True, up) and up is not None
+    assert wide.bounds == plain.bounds and wide.candidates[:len(plain.candidates)] == \
+        plain.candidates
+    assert len(wide.candidates) == 2 * len(plain.candidates) - 1
+    assert wide.rungs[0].candidates == tuple(c.policy for c in wide.candidates)
+    assert wide.iterations_spent == sum(fake.trained) <= 9000
+    d = json.loads(json.dumps(wide.to_dict()))
+    assert (d["above_range"], d["above_lr"]) == (True, up)
+    # from given bounds: the paper's grid's next LR up
+    r, _ = fake_tune(9000, bounds=(0.03, 0.1), above_range=True)
+    assert r.above_lr == 0.3 and len(r.candidates) == 55
+    assert {c.source for c in r.candidates} == {"bounds"}
+    # nothing to go above: a warning, and the candidates are the warm start's
+    r, _ = fake_tune(3000, warm_start=["FIX(k0=0.05)"], above_range=True)
+    assert r.above_lr is None and [c.policy for c in r.candidates] == ["FIX(k0=0.05)"]
+    assert any("above_range: no candidates above" in w for w in r.warnings)
+    r, _ = fake_tune(3000, bounds=(0.03, 1.0), above_range=True)
+    assert r.above_lr is None and any("no LR of the grid above it" in w for w in r.warnings)
+
+
 @pytest.mark.parametrize("kwargs, name", [
+    (dict(above=0.1), "above must be an LR above the range's top 0.1"),
+    (dict(above=0.05), "above must be an LR above"),
+    (dict(above=-1.0), "above must be a finite number > 0"),
+    (dict(above="0.3"), "above must be a finite number > 0"),
     (dict(bounds=(0.1, 0.01)), "bounds"),
     (dict(bounds=(0.0, 0.1)), r"bounds\[0\]"),
     (dict(bounds=(0.1,)), "bounds"),
@@ -604,6 +670,7 @@ def test_evaluate_that_overshoots_is_an_error():
     (dict(lookup="yes"), "lookup"),
     (dict(low_rungs="squeezed"), "low_rungs must be one of rescaled, prefix"),
     (dict(fill="yes"), "fill must be True or False"),
+    (dict(above_range=1), "above_range must be True or False"),
     (dict(executor="dask"), "unknown executor 'dask'"),
     (dict(executor=42), "executor must be 'local', 'ray' or an Executor"),
     (dict(executor="ray"), "executor='ray' trains runs on Ray; a custom evaluate"),
@@ -792,6 +859,20 @@ def test_cli_low_rungs_and_fill(capsys, flags, low_rungs, fill):
             want = x["policy"] if low_rungs == "prefix" else str(
                 rescale_policy(x["policy"], ref["iters"] / 1000))
             assert ref["policy"] == want
+
+
+def test_cli_above_range_with_real_training(capsys):
+    code, out, err = run_cli(capsys, "tune", "--task", "digits-mlp", "--budget", "3000",
+                             "--bounds", "0.03,0.1", "--threads", "1", "--above-range", "--json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert (d["above_range"], d["above_lr"]) == (True, 0.3) and len(d["candidates"]) == 55
+    assert "TRI(k0=0.003, k1=0.3, l=84)" in {c["policy"] for c in d["candidates"]}
+    assert 0 < d["iterations_spent"] <= 3000
+    code, out, err = run_cli(capsys, "tune", "--task", "digits-mlp", "--budget", "3000",
+                             "--bounds", "0.03,0.1", "--threads", "1", "--above-range")
+    assert code == 0, err
+    assert "candidates above the range too: peak LR 0.3" in out and "55 candidates" in out
 
 
 @pytest.mark.parametrize("args, match", [

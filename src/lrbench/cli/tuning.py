@@ -370,6 +370,8 @@ def _tune_lines(result: Any) -> list[str]:
     elif result.bounds is not None:
         lo, hi = result.bounds
         lines.append(f"candidates from the given range [{lo:g}, {hi:g}]")
+    if result.above_lr is not None:
+        lines.append(f"candidates above the range too: peak LR {result.above_lr:g}")
     if result.rungs:
         steps = " -> ".join(f"{len(r.candidates)} x {r.iters:,} it" for r in result.rungs)
         how = ("lower rungs train each policy rescaled to their length"
@@ -418,6 +420,9 @@ def tune_command(
     no_fill: Annotated[bool, typer.Option(
         "--no-fill", help="Do not spend the iterations successive halving leaves unused on "
         "more finalists at the top rung.")] = False,
+    above_range: Annotated[bool, typer.Option(
+        "--above-range", help="Also try candidates whose peak LR is one step above the good "
+        "FIX range (cyclic k1, decaying k0).")] = False,
     workers: Annotated[Optional[int], _opt(
         "Runs of a rung trained at once (default 1: processes; with --executor ray, what the "
         "cluster fits).", "--workers", metavar="N")] = None,
@@ -478,7 +483,7 @@ def tune_command(
                       workers=workers, threads=threads, data_root=data_root,
                       progress=not as_json, executor=executor.strip().lower(),
                       executor_options=options, low_rungs=rung_mode,  # type: ignore[arg-type]
-                      fill=not no_fill)
+                      fill=not no_fill, above_range=above_range)
     except ValueError as e:
         fail(_tune_flags(" ".join(str(e).split())))
     finally:

@@ -18,6 +18,12 @@ per epoch ``E`` (#training samples / batch size) and the full training length ``
   ``EXP(gamma=0.01 ** (1 / L))``, ``INV(gamma=1 / L, p=0.75)`` (Caffe's LeNet shape) and
   ``POLY(p=1, l=L)`` (linear decay to 0 at ``L``).
 
+**Above the range** (``above``, an LR above ``hi``; ``tune(above_range=True)`` passes the range
+test's next LR up): the composite and cyclic candidates again with ``k1 = above`` and the
+decaying ones with ``k0 = above`` (27 more). A cyclic or decaying policy spends only part of
+its time at its peak, so its best peak can lie above the best fixed LR (Smith, "Cyclical
+Learning Rates for Training Neural Networks", 2017).
+
 Length-dependent parameters are fixed relative to ``L``, the full training length: the
 candidates are the policies to run for ``L`` iterations. ``tune`` squeezes them into a shorter
 rung with :func:`~lrbench.tuning.recommend.rescale_policy` (or, with ``low_rungs='prefix'``,
@@ -118,19 +124,27 @@ def generate_candidates(
     best_lr: float | None = None,
     multiples: Sequence[int] = EPOCH_MULTIPLES,
     source: Source = "range",
+    above: float | None = None,
 ) -> tuple[Candidate, ...]:
     """Candidate policies from the good FIX range ``bounds = (lo, hi)`` (see the module doc).
 
     ``epoch``: iterations per epoch; ``length``: the full training length; ``best_lr``: the
-    range test's best FIX LR; ``multiples``: the cyclic half periods in epochs. Order: FIX, the
-    composite, the cyclic functions (each l ascending), the decaying functions. ValueError
-    naming the parameter for bad input.
+    range test's best FIX LR; ``multiples``: the cyclic half periods in epochs; ``above``: an
+    LR > ``hi`` at which the composite, cyclic (``k1``) and decaying (``k0``) candidates are
+    generated too. Order: FIX, the composite, the cyclic functions (each l ascending), the
+    decaying functions, then those at ``above`` in the same order. ValueError naming the
+    parameter for bad input.
 
     >>> cs = generate_candidates((0.03, 0.1), epoch=42, length=1000, best_lr=0.1)
     >>> len(cs), sorted({c.kind for c in cs})
     (28, ['composite', 'cyclic', 'decaying', 'fixed'])
+    >>> wide = generate_candidates((0.03, 0.1), epoch=42, length=1000, best_lr=0.1, above=0.3)
+    >>> len(wide), wide[28].policy
+    (55, 'LIN(k0=0.003, k1=0.3, l=42)[42] >> COS(k0=0.3, k1=0.0, l=958)')
     """
     lo, hi = check_bounds(bounds)
+    if above is not None and _lr(above, "above") <= hi:
+        raise ValueError(f"above must be an LR above the range's top {hi:g}, got {above!r}")
     epoch = _whole(epoch, "epoch", 1)
     length = _whole(length, "length", 2)
     if best_lr is not None:
@@ -143,29 +157,10 @@ def generate_candidates(
     if not mults:
         raise ValueError("multiples must hold at least one number of epochs")
 
-    k0c, k1c, k0d = _nice(lo / 10), _nice(hi), _nice(hi)
-    gamma = _nice(DECAY_TO ** (1.0 / length), 8)
-    warm = max(1, min(epoch, length // 10))
-    texts: list[str] = [
-        f"FIX(k0={_nice(best)!r})",
-        f"LIN(k0={k0c!r}, k1={k1c!r}, l={warm})[{warm}] >> "
-        f"COS(k0={k1c!r}, k1=0, l={length - warm})",
-    ]
-    ls = cyclic_lengths(epoch, length, mults)
-    for name in CYCLIC_FUNCTIONS:
-        for ell in ls:
-            extra = f", gamma={gamma!r}" if name in ("TRIEXP", "SINEXP") else ""
-            texts.append(f"{name}(k0={k0c!r}, k1={k1c!r}{extra}, l={ell})")
-    half, three_q = max(1, length // 2), max(2, 3 * length // 4)
-    if three_q <= half:
-        three_q = half + 1
-    texts += [
-        f"STEP(k0={k0d!r}, gamma=0.5, l={max(1, length // 5)})",
-        f"NSTEP(k0={k0d!r}, gamma=0.1, l=[{half}, {three_q}])",
-        f"EXP(k0={k0d!r}, gamma={gamma!r})",
-        f"INV(k0={k0d!r}, gamma={_nice(1.0 / length)!r}, p=0.75)",
-        f"POLY(k0={k0d!r}, p=1, l={length})",
-    ]
+    k0c = _nice(lo / 10)
+    texts = [f"FIX(k0={_nice(best)!r})"]
+    for peak in (hi,) if above is None else (hi, float(above)):
+        texts += _peaked(k0c, _nice(peak), epoch=epoch, length=length, multiples=mults)
     out: list[Candidate] = []
     seen: set[str] = set()
     for text in texts:
@@ -175,3 +170,26 @@ def generate_candidates(
             seen.add(notation)
             out.append(Candidate(notation, policy.kind, source))
     return tuple(out)
+
+
+def _peaked(k0c: float, peak: float, *, epoch: int, length: int, multiples: Sequence[int]
+            ) -> list[str]:
+    """The composite, cyclic (``k0c`` to ``peak``) and decaying (from ``peak``) candidates."""
+    gamma = _nice(DECAY_TO ** (1.0 / length), 8)
+    warm = max(1, min(epoch, length // 10))
+    texts = [f"LIN(k0={k0c!r}, k1={peak!r}, l={warm})[{warm}] >> "
+             f"COS(k0={peak!r}, k1=0, l={length - warm})"]
+    for name in CYCLIC_FUNCTIONS:
+        for ell in cyclic_lengths(epoch, length, multiples):
+            extra = f", gamma={gamma!r}" if name in ("TRIEXP", "SINEXP") else ""
+            texts.append(f"{name}(k0={k0c!r}, k1={peak!r}{extra}, l={ell})")
+    half, three_q = max(1, length // 2), max(2, 3 * length // 4)
+    if three_q <= half:
+        three_q = half + 1
+    return texts + [
+        f"STEP(k0={peak!r}, gamma=0.5, l={max(1, length // 5)})",
+        f"NSTEP(k0={peak!r}, gamma=0.1, l=[{half}, {three_q}])",
+        f"EXP(k0={peak!r}, gamma={gamma!r})",
+        f"INV(k0={peak!r}, gamma={_nice(1.0 / length)!r}, p=0.75)",
+        f"POLY(k0={peak!r}, p=1, l={length})",
+    ]

@@ -25,6 +25,8 @@ The algorithm:
 3. **Candidates** (:func:`~lrbench.tuning.candidates.generate_candidates`) from the good FIX
    range: FIX at the best LR, a warm-up + cosine composite, 7 cyclic functions with half periods
    of 2, 4 and 8 epochs, 5 decaying functions (28 in all); warm-start policies come first.
+   With ``above_range=True``, the composite, cyclic and decaying ones again with their peak LR
+   one step above the range (:func:`above_lr`; 55 in all).
 4. **Successive halving** (:func:`~lrbench.tuning.halving.plan_rungs`): rung 0 trains every
    candidate ``r_0`` iterations with every seed; the best ``1/eta`` continue (ranked by mean
    top-1 over seeds, ties by iterations spent, then by #Iter, then by candidate order; with
@@ -280,7 +282,9 @@ class TuneResult:
     """The outcome of :func:`tune`: ``recommendations`` best first, ``iterations_spent`` (range
     test included, <= ``budget``), the ``range_test`` (None when skipped), the ``bounds`` the
     candidates came from, the ``candidates``, the ``plan`` and the ``rungs`` as they ran.
-    ``low_rungs`` and ``fill``: how the rungs ran (:func:`tune`'s arguments).
+    ``low_rungs`` and ``fill``: how the rungs ran; ``above_range``: whether candidates above
+    the good range were asked for (:func:`tune`'s arguments), ``above_lr`` their peak LR (None
+    when none were added).
     ``lookup``: whether the database was asked (step 1); ``warm_start_source``: 'warm_start'
     (the caller's), 'database' (the lookup's, described by ``prior``) or None; ``notes``: what
     was done, in words (``warnings``: what went wrong or was cut short).
@@ -310,6 +314,8 @@ class TuneResult:
     notes: tuple[str, ...] = ()
     low_rungs: str = "rescaled"
     fill: bool = True
+    above_range: bool = False
+    above_lr: float | None = None
     runs: tuple[RunResult, ...] = field(default=(), repr=False, compare=False)
 
     @property
@@ -330,6 +336,8 @@ class TuneResult:
             "eta": self.eta,
             "low_rungs": self.low_rungs,
             "fill": self.fill,
+            "above_range": self.above_range,
+            "above_lr": self.above_lr,
             "min_iters": self.min_iters,
             "epoch_iters": self.epoch_iters,
             "bounds": list(self.bounds) if self.bounds else None,
@@ -385,6 +393,21 @@ def range_test_iters(budget: int, *, epoch: int, full: int, seeds: int = 1,
     """
     share = int(fraction * budget) // (RANGE_MAX_LRS * seeds)
     return max(0, min(FIX_EPOCHS * epoch, full, share))
+
+
+def above_lr(hi: float, range_test: FixRangeResult | None = None) -> float | None:
+    """The LR one step above a good FIX range's top ``hi``: the smallest LR ``range_test``
+    tried above ``hi``, if every seed trained there (status 'ok'); without a range test, the
+    next LR of the paper's grid (``lr_grid()``: 1e-4 .. 1 at 1x and 3x per decade). None when
+    there is none.
+
+    >>> above_lr(0.1), above_lr(0.05), above_lr(1.0)
+    (0.3, 0.1, None)
+    """
+    if range_test is None:
+        return next((lr for lr in lr_grid() if lr > hi * (1 + 1e-9)), None)
+    up = next((p for p in range_test.points if p.lr > hi * (1 + 1e-9)), None)
+    return up.lr if up is not None and up.status == "ok" else None
 
 
 # -- running and bookkeeping --------------------------------------------------------------------
@@ -634,6 +657,7 @@ def tune(
     executor_options: dict[str, Any] | None = None,
     low_rungs: LowRungs = "rescaled",
     fill: bool = True,
+    above_range: bool = False,
 ) -> TuneResult:
     """Find good LR policies for ``task`` within ``budget`` training iterations (module doc).
 
@@ -652,7 +676,8 @@ def tune(
     batch size). ``threads``, ``data_root``, ``device``: as :func:`lrbench.trainer.train`.
     ``low_rungs``: 'rescaled' (each policy squeezed into a short rung's length) or 'prefix'
     (its first iterations); ``fill``: spend what the rungs leave unused on more finalists
-    (module doc, step 4).
+    (module doc, step 4). ``above_range``: also generate candidates whose peak LR is one step
+    above the good FIX range (:func:`above_lr`; module doc, step 3).
     ``progress``: True for a progress bar on stderr, or a callable taking each
     :class:`TuneEvent`. ``evaluate``: ``evaluate(task, policy, seed, target_accuracy) ->
     RunResult`` instead of training (tests, other trainers); ``task.max_iters`` is the run's
@@ -703,6 +728,8 @@ def tune(
         raise ValueError(f"low_rungs must be one of {', '.join(LOW_RUNGS)}, got {low_rungs!r}")
     if not isinstance(fill, bool):
         raise ValueError(f"fill must be True or False, got {fill!r}")
+    if not isinstance(above_range, bool):
+        raise ValueError(f"above_range must be True or False, got {above_range!r}")
     if budget < n_seeds:
         raise ValueError(f"budget must be at least one iteration per seed ({n_seeds}), "
                          f"got {budget}")
@@ -766,17 +793,25 @@ def tune(
         source = "database" if warm_source == "database" else "warm_start"
         candidates = [Candidate(p, parse(p).kind, source) for p in warm]  # type: ignore[arg-type]
         range_result: FixRangeResult | None = None
+        up: float | None = None
         if good is not None:
+            up = above_lr(good[1]) if above_range else None
             candidates += generate_candidates(good, epoch=epoch_iters, length=max(2, full),
-                                              source="bounds")
+                                              source="bounds", above=up)
         elif run_range:
             range_result = fix_range_test(base, iters=rt_iters, seeds=seed_list,
                                           train_fn=session.range_train)
             warnings += [f"range test: {w}" for w in range_result.warnings]
             if range_result.good_range is not None:
                 good = range_result.good_range
+                up = above_lr(good[1], range_result) if above_range else None
                 candidates += generate_candidates(good, epoch=epoch_iters, length=max(2, full),
-                                                  best_lr=range_result.best_lr)
+                                                  best_lr=range_result.best_lr, above=up)
+        if above_range and up is None:
+            why = ("no good FIX range: the candidates are the warm start's" if good is None
+                   else "the range test trained no LR above it" if range_result is not None
+                   else "no LR of the grid above it")
+            warnings.append(f"above_range: no candidates above the good FIX range ({why})")
         seen: set[str] = set()
         candidates = [c for c in candidates if not (c.policy in seen or seen.add(c.policy))]
         range_spent = session.spent
@@ -813,7 +848,8 @@ def tune(
         candidates=tuple(candidates), plan=tuple(plan), rungs=tuple(rungs),
         recommendations=tuple(recs), wall_time=time.perf_counter() - t_start,
         warnings=tuple(warnings), lookup=looked, warm_start_source=warm_source, prior=prior,
-        notes=tuple(notes), low_rungs=low_rungs, fill=fill, runs=tuple(session.results),
+        notes=tuple(notes), low_rungs=low_rungs, fill=fill, above_range=above_range,
+        above_lr=up, runs=tuple(session.results),
     )
 
 
