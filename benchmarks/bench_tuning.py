@@ -3,14 +3,16 @@
 Default target task: ``digits-mlp`` (1000 iterations), prior task ``digits-cnn``; ``--target``,
 ``--other``, ``--iters`` and ``--eval-every`` choose others (e.g. Fashion-MNIST / LeNet).
 Methods, each repeated for reps r = 0 .. ``--reps`` - 1 (rep r trains with seed r; the tuner's /
-sampler's seed is r):
+sampler's seed is r; with ``--seeds-per-run K`` > 1 every evaluation trains the K seeds
+``rep_seeds(r, K)`` and scores their mean, and the budgets given should be K times as large):
 
 (i)   **grid**: every candidate policy of ``tune`` (from ``generate_candidates`` on the good
       FIX range its range test found in rep 0; 28 on digits) at full length, seed r. Its cost is the
       sum of the iterations trained (the range test that made the candidates is not counted).
 (ii)  **tune cold**: ``tune("digits-mlp", BUDGET, seeds=[r])`` (range test included in the
       budget), defaults eta=3, low_rungs='rescaled', fill=True (``--low-rungs prefix`` and
-      ``--no-fill`` for the ablation in docs/results/tuning.md).
+      ``--no-fill`` for the ablation in docs/results/tuning.md; ``--above-range`` for
+      above_range=True, which the grid's candidates then follow).
 (iii) **tune warm**: ``tune(..., warm_start=recommend(store, "digits-mlp").policies)`` with
       half the cold budget, where the store holds only the full-length grid of ``digits-cnn``
       (the same dataset, another model; seed 0), trained before. The digits-cnn runs are the
@@ -64,7 +66,7 @@ from lrbench.tuning.candidates import generate_candidates
 from lrbench.tuning.optuna_bridge import run_optuna
 from lrbench.tuning.rangetest import fix_range_test
 from lrbench.tuning.recommend import recommend
-from lrbench.tuning.tune import range_test_iters, tune
+from lrbench.tuning.tune import above_lr, range_test_iters, tune
 
 METHODS = ("grid", "tune cold", "tune warm", "optuna tpe+hb", "random")
 RETRAIN_SEEDS = (0, 1, 2)
@@ -73,6 +75,14 @@ RETRAIN_SEEDS = (0, 1, 2)
 def best_top1(result: Any) -> float:
     tops = [p.top1 for p in result.curve if math.isfinite(p.top1)]
     return max(tops) if tops else 0.0
+
+
+def rep_seeds(rep: int, per_run: int) -> list[int]:
+    """The seeds every evaluation of rep ``rep`` trains: ``[rep]`` for one seed per run, else
+    ``per_run`` seeds from 100 + per_run * rep on (never the re-training seeds 0, 1, 2)."""
+    if per_run == 1:
+        return [rep]
+    return [100 + per_run * rep + j for j in range(per_run)]
 
 
 def _job(args: tuple[str, str, int]) -> Any:
@@ -99,13 +109,17 @@ def run_jobs(jobs: list[tuple[str, str, int]], workers: int) -> list[Any]:
         return list(pool.map(_job, jobs))
 
 
-def candidates_for(task: Task, budget: int, seed: int = 0) -> list[str]:
-    """tune's candidate set for ``task``: its range test (as tune runs it) -> generate."""
+def candidates_for(task: Task, budget: int, seeds: list[int] | None = None,
+                   above_range: bool = False) -> list[str]:
+    """tune's candidate set for ``task``: its range test (as tune runs it with ``seeds``,
+    default ``[0]``) -> generate (with those above the range for ``above_range``)."""
+    seeds = seeds or [0]
     epoch = load_dataset(task.dataset).info.n_train // task.batch_size
-    rt = range_test_iters(budget, epoch=epoch, full=task.max_iters, seeds=1)
-    rr = fix_range_test(task, iters=rt, seeds=[seed], threads=1)
+    rt = range_test_iters(budget, epoch=epoch, full=task.max_iters, seeds=len(seeds))
+    rr = fix_range_test(task, iters=rt, seeds=seeds, threads=1)
+    up = above_lr(rr.good_range[1], rr) if above_range else None
     cands = generate_candidates(rr.good_range, epoch=epoch, length=task.max_iters,
-                                best_lr=rr.best_lr)
+                                best_lr=rr.best_lr, above=up)
     return [c.policy for c in cands]
 
 
@@ -121,15 +135,15 @@ class BudgetStop:
             study.stop()
 
 
-def run_study(target: Task, sampler: str, pruner: str, seed: int,
-              budget: int) -> tuple[str, float, int, int]:
+def run_study(target: Task, sampler: str, pruner: str, seed: int, budget: int,
+              seeds: list[int]) -> tuple[str, float, int, int]:
     store = Store.open("sqlite://")
     stop = BudgetStop(store, budget)
     try:
         # a fixed study name: Hyperband assigns trials to brackets by a hash of the study
         # name and trial number, and the default name is random (the run would not repeat)
         study = run_optuna(target, 10_000, sampler=sampler, pruner=pruner, seed=seed,
-                           store=store, seeds=(seed,), threads=1, callbacks=[stop],
+                           store=store, seeds=tuple(seeds), threads=1, callbacks=[stop],
                            study_name=f"bench-{sampler}-{pruner}-seed{seed}")
         spent = sum(r.iterations for r in store.runs())
     finally:
@@ -155,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--min-iters", type=int, default=None,
                     help="tune's shortest rung (default: half an epoch)")
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--seeds-per-run", type=int, default=1,
+                    help="seeds every evaluation trains (scores are means over them); pass "
+                         "budgets scaled to match")
     ap.add_argument("--budget", type=int, default=7000,
                     help="tune cold's budget (default 7000 = 25%% of the 28-candidate grid)")
     ap.add_argument("--warm-budget", type=int, default=None,
@@ -164,6 +181,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="tune's low_rungs (what a rung shorter than the task trains)")
     ap.add_argument("--no-fill", action="store_true",
                     help="tune with fill=False (no extra finalists from the leftover budget)")
+    ap.add_argument("--above-range", action="store_true",
+                    help="tune (and the grid's candidates) with above_range=True: candidates "
+                         "one step above the good FIX range too")
     ap.add_argument("--methods", default=",".join(METHODS),
                     help="the methods to run (comma-separated); the others come from --reuse")
     ap.add_argument("--reuse", default=None,
@@ -175,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warm_budget = args.warm_budget or args.budget // 2
-    tune_options = {"low_rungs": args.low_rungs, "fill": not args.no_fill}
+    tune_options = {"low_rungs": args.low_rungs, "fill": not args.no_fill,
+                    "above_range": args.above_range}
     over = {k: v for k, v in (("max_iters", args.iters), ("eval_every", args.eval_every))
             if v is not None}
     target, other = get_task(args.target, **over), get_task(args.other)
@@ -192,6 +213,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.reuse:
         with open(args.reuse) as fh:
             old = json.load(fh)
+        if old.get("seeds_per_run", 1) != args.seeds_per_run:
+            ap.error(f"--reuse {args.reuse} ran {old.get('seeds_per_run', 1)} seed(s) per run, "
+                     f"not {args.seeds_per_run}")
+        if old.get("above_range", False) != args.above_range:
+            ap.error(f"--reuse {args.reuse} ran {'without' if args.above_range else 'with'} "
+                     f"--above-range: its candidates are not this run's")
     elif len(run) < len(METHODS):
         ap.error("running only some methods needs --reuse FILE for the others")
     old_rows = {m: {r["rep"]: r for r in old.get("rows", {}).get(m, [])} for m in METHODS}
@@ -201,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
         cands, warm_policies = old["candidates"], old["warm_start"]
         log(f"{len(cands)} candidates and the warm-start policies from {args.reuse}")
     else:
-        cands = candidates_for(target, args.budget)
+        cands = candidates_for(target, args.budget, rep_seeds(0, args.seeds_per_run),
+                               above_range=args.above_range)
         other_cands = candidates_for(other, 7 * other.max_iters)  # 25% of a 28-run grid
         log(f"{len(cands)} candidates for {name}, {len(other_cands)} for {args.other}")
         # the prior: the other task's grid in a store (seed 0)
@@ -213,27 +241,31 @@ def main(argv: list[str] | None = None) -> int:
         log(f"prior stored; recommend -> {warm_policies}")
 
     for rep in reps:
+        seeds = rep_seeds(rep, args.seeds_per_run)
         for m in METHODS:
             if m not in run:
                 rows[m].append(old_rows[m][rep])
         # (i) the grid
         if "grid" in run:
-            res = run_jobs([(target, p, rep) for p in cands], args.workers)
-            best = max(res, key=best_top1)
-            rows["grid"].append({"rep": rep, "policy": str(best.policy),
-                                 "found": best_top1(best),
+            res = run_jobs([(target, p, s) for p in cands for s in seeds], args.workers)
+            k = len(seeds)
+            scores = [statistics.mean(best_top1(r) for r in res[i * k:(i + 1) * k])
+                      for i in range(len(cands))]
+            i_best = max(range(len(cands)), key=scores.__getitem__)
+            rows["grid"].append({"rep": rep, "policy": str(res[i_best * k].policy),
+                                 "found": scores[i_best],
                                  "iters": sum(r.iterations for r in res)})
             log(f"rep {rep} grid: {rows['grid'][-1]}")
         # (ii) tune cold
         if "tune cold" in run:
-            tc = tune(target, args.budget, seeds=[rep], threads=1, workers=args.workers,
+            tc = tune(target, args.budget, seeds=seeds, threads=1, workers=args.workers,
                       min_iters=args.min_iters, progress=False, **tune_options)
             rows["tune cold"].append(_tune_row(rep, tc))
             log(f"rep {rep} tune cold: {_brief(rows['tune cold'][-1])}",
                 f"warnings={list(tc.warnings)}")
         # (iii) tune warm
         if "tune warm" in run:
-            tw = tune(target, warm_budget, seeds=[rep], warm_start=warm_policies, threads=1,
+            tw = tune(target, warm_budget, seeds=seeds, warm_start=warm_policies, threads=1,
                       workers=args.workers, min_iters=args.min_iters, progress=False,
                       **tune_options)
             rows["tune warm"].append(_tune_row(rep, tw))
@@ -245,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
                                         ("random", "random", "none")):
             if method not in run:
                 continue
-            pol, found, spent, n = run_study(target, sampler, pruner, rep, cold_spent)
+            pol, found, spent, n = run_study(target, sampler, pruner, rep, cold_spent, seeds)
             rows[method].append({"rep": rep, "policy": pol, "found": found, "iters": spent,
                                  "trials": n})
             log(f"rep {rep} {method}: {rows[method][-1]}")
@@ -283,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         })
     wall = time.perf_counter() - t0
 
-    print(f"{name}, {len(reps)} reps, tune budget {args.budget} (warm {warm_budget}), "
+    print(f"{name}, {len(reps)} reps x {args.seeds_per_run} seed(s) per run, tune budget {args.budget} (warm {warm_budget}), "
           f"{len(cands)} candidates; machine: {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cores; wall {wall:.0f} s")
     print()
@@ -323,7 +355,8 @@ def main(argv: list[str] | None = None) -> int:
         ax.set_xscale("log")
         ax.set_xlabel("training iterations spent")
         ax.set_ylabel("best top-1 (%)")
-        ax.set_title(f"{name}: best top-1 vs iterations spent ({len(reps)} reps)")
+        per_run = f", {args.seeds_per_run} seeds per run" if args.seeds_per_run > 1 else ""
+        ax.set_title(f"{name}: best top-1 vs iterations spent ({len(reps)} reps{per_run})")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
         fig.tight_layout()
@@ -333,7 +366,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"table": table, "rows": rows, "warm_start": warm_policies,
-                       "candidates": cands, "wall_s": wall}, f, indent=1)
+                       "candidates": cands, "seeds_per_run": args.seeds_per_run,
+                       "above_range": args.above_range,
+                       "wall_s": wall}, f, indent=1)
     return 0
 
 

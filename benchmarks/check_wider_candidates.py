@@ -5,11 +5,13 @@ The 28 candidates ``tune`` generates from the good FIX range (0.03, 0.1) are joi
 generated from (0.03, 0.3): ``k1`` of the cyclic policies and ``k0`` of the decaying ones at 0.3
 (55 distinct in all). Per rep r (seed r) it prints the best top-1 of the grid of the 28 and of
 the 55, and what ``tune`` finds with the 55 as ``warm_start`` and a budget of 25% of their grid
-minus the range test's 963 iterations that a cold tune spends on digits at budget 7,000.
+minus the range test's 963 iterations per seed that a cold tune spends on digits at budget 7,000
+per seed. With ``--seeds-per-run K`` every evaluation trains K seeds (those of rep r in
+``bench_tuning.rep_seeds``) and scores their mean, as ``bench_tuning.py --seeds-per-run K``.
 
 Usage::
 
-    python benchmarks/check_wider_candidates.py [--reps 3] [--workers 2]
+    python benchmarks/check_wider_candidates.py [--reps 3] [--workers 2] [--seeds-per-run 1]
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import argparse
 import json
 import statistics
 from concurrent.futures import ProcessPoolExecutor
+
+from bench_tuning import rep_seeds
 
 from lrbench.tasks import get_task
 from lrbench.trainer import train
@@ -38,19 +42,24 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--seeds-per-run", type=int, default=1)
     args = ap.parse_args(argv)
+    k = args.seeds_per_run
     present = [c.policy for c in generate_candidates((0.03, 0.1), epoch=EPOCH, length=1000,
                                                      best_lr=0.1)]
     wider = [c.policy for c in generate_candidates((0.03, 0.3), epoch=EPOCH, length=1000,
                                                    best_lr=0.1)]
     union = list(dict.fromkeys(present + wider))
-    budget = TASK.max_iters * len(union) // 4 - RANGE_TEST
-    print(f"{len(present)} candidates, {len(union)} with the wider ones; tune budget {budget}")
+    budget = k * (TASK.max_iters * len(union) // 4 - RANGE_TEST)
+    print(f"{len(present)} candidates, {len(union)} with the wider ones; {k} seed(s) per run; "
+          f"tune budget {budget}")
     rows = []
     with ProcessPoolExecutor(args.workers) as pool:
         for rep in range(args.reps):
-            scores = dict(zip(union, pool.map(best_top1, [(p, rep) for p in union])))
-            r = tune(TASK, budget, warm_start=union, seeds=[rep], threads=1,
+            seeds = rep_seeds(rep, k)
+            tops = list(pool.map(best_top1, [(p, s) for p in union for s in seeds]))
+            scores = {p: statistics.mean(tops[i * k:(i + 1) * k]) for i, p in enumerate(union)}
+            r = tune(TASK, budget, warm_start=union, seeds=seeds, threads=1,
                      workers=args.workers, progress=False)
             rows.append({
                 "rep": rep, "grid_present": max(scores[p] for p in present),
