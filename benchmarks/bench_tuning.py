@@ -193,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--plot", default="docs/results/tuning-digits.png")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
+    if args.seeds_per_run < 1:
+        ap.error(f"--seeds-per-run must be >= 1, got {args.seeds_per_run}")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warm_budget = args.warm_budget or args.budget // 2
     tune_options = {"low_rungs": args.low_rungs, "fill": not args.no_fill,
@@ -315,7 +317,8 @@ def main(argv: list[str] | None = None) -> int:
         })
     wall = time.perf_counter() - t0
 
-    print(f"{name}, {len(reps)} reps x {args.seeds_per_run} seed(s) per run, tune budget {args.budget} (warm {warm_budget}), "
+    print(f"{name}, {len(reps)} reps x {args.seeds_per_run} seed(s) per run, "
+          f"tune budget {args.budget} (warm {warm_budget}), "
           f"{len(cands)} candidates; machine: {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cores; wall {wall:.0f} s")
     print()
