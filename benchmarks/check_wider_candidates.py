@@ -1,9 +1,9 @@
 """A quick check (issue #6, docs/results/tuning.md "What is left"): candidates above the good
 FIX range on digits-mlp.
 
-The 28 candidates ``tune`` generates from the good FIX range (0.03, 0.1) are joined by those
-generated from (0.03, 0.3): ``k1`` of the cyclic policies and ``k0`` of the decaying ones at 0.3
-(55 distinct in all). Per rep r (seed r) it prints the best top-1 of the grid of the 28 and of
+The 28 candidates ``tune`` generates from the good FIX range (0.03, 0.1) are joined by the 27
+``generate_candidates(..., above=0.3)`` adds: ``k1`` of the cyclic policies and ``k0`` of the
+decaying ones at 0.3 (55 in all, what ``tune(above_range=True)`` generates there). Per rep r (seed r) it prints the best top-1 of the grid of the 28 and of
 the 55, and what ``tune`` finds with the 55 as ``warm_start`` and a budget of 25% of their grid
 minus the range test's 963 iterations per seed that a cold tune spends on digits at budget 7,000
 per seed. With ``--seeds-per-run K`` every evaluation trains K seeds (those of rep r in
@@ -47,9 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     k = args.seeds_per_run
     present = [c.policy for c in generate_candidates((0.03, 0.1), epoch=EPOCH, length=1000,
                                                      best_lr=0.1)]
-    wider = [c.policy for c in generate_candidates((0.03, 0.3), epoch=EPOCH, length=1000,
-                                                   best_lr=0.1)]
-    union = list(dict.fromkeys(present + wider))
+    union = [c.policy for c in generate_candidates((0.03, 0.1), epoch=EPOCH, length=1000,
+                                                   best_lr=0.1, above=0.3)]
     budget = k * (TASK.max_iters * len(union) // 4 - RANGE_TEST)
     print(f"{len(present)} candidates, {len(union)} with the wider ones; {k} seed(s) per run; "
           f"tune budget {budget}")

@@ -460,16 +460,16 @@ def tune_command(
                          ("--min-iters", min_iters, 1), ("--threads", threads, 1)):
         if v is not None and v < low:
             fail(f"{flag} must be >= {low}, got {v}")
+    from lrbench.tuning.tune import LOW_RUNGS, tune
+
     rung_mode = low_rungs.strip().lower()
-    if rung_mode not in ("rescaled", "prefix"):
+    if rung_mode not in LOW_RUNGS:
         fail(f"--low-rungs must be rescaled or prefix, got {low_rungs!r}")
     if no_lookup and db is None:
         fail("--no-lookup applies with --db (without a database there is nothing to look up)")
     options = executor_options(executor, address, cpus_per_run, gpus_per_run)
     t = get_task(task)
     pair = _bounds(bounds) if bounds is not None else None
-
-    from lrbench.tuning.tune import tune
 
     store = None
     if db is not None:
