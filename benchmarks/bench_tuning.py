@@ -64,9 +64,9 @@ from lrbench.tasks import Task, get_task
 from lrbench.trainer import train
 from lrbench.tuning.candidates import generate_candidates
 from lrbench.tuning.optuna_bridge import run_optuna
-from lrbench.tuning.rangetest import fix_range_test
+from lrbench.tuning.rangetest import fix_range_test, probe_fix
 from lrbench.tuning.recommend import recommend
-from lrbench.tuning.tune import above_lr, range_test_iters, tune
+from lrbench.tuning.tune import find_above_lr, range_test_iters, tune
 
 METHODS = ("grid", "tune cold", "tune warm", "optuna tpe+hb", "random")
 RETRAIN_SEEDS = (0, 1, 2)
@@ -112,12 +112,16 @@ def run_jobs(jobs: list[tuple[str, str, int]], workers: int) -> list[Any]:
 def candidates_for(task: Task, budget: int, seeds: list[int] | None = None,
                    above_range: bool = False) -> list[str]:
     """tune's candidate set for ``task``: its range test (as tune runs it with ``seeds``,
-    default ``[0]``) -> generate (with those above the range for ``above_range``)."""
+    default ``[0]``) -> generate (with those above the range for ``above_range``, probing
+    the LR as tune does)."""
     seeds = seeds or [0]
     epoch = load_dataset(task.dataset).info.n_train // task.batch_size
     rt = range_test_iters(budget, epoch=epoch, full=task.max_iters, seeds=len(seeds))
     rr = fix_range_test(task, iters=rt, seeds=seeds, threads=1)
-    up = above_lr(rr.good_range[1], rr) if above_range else None
+    up = None
+    if above_range:
+        up, _, _ = find_above_lr(rr.good_range[1], rr,
+                                 lambda lr: probe_fix(rr, lr, threads=1))
     cands = generate_candidates(rr.good_range, epoch=epoch, length=task.max_iters,
                                 best_lr=rr.best_lr, above=up)
     return [c.policy for c in cands]

@@ -23,6 +23,7 @@ from lrbench.tuning import (
     exponential_lrs,
     good_fix_range,
     lr_grid,
+    probe_fix,
     range_test,
     smith_suggestions,
     smooth_losses,
@@ -525,6 +526,44 @@ def test_fix_range_seeds_mean_and_store(tmp_path):
         stored = store.runs(task=r.task)
     assert sorted((res.policy, res.seed) for res in stored) == [
         ("FIX(k0=0.03)", 0), ("FIX(k0=0.03)", 1), ("FIX(k0=0.1)", 0), ("FIX(k0=0.1)", 1)]
+
+
+def test_probe_fix_scores_one_more_lr_as_the_range_test_would(tmp_path):
+    from lrbench.store import Store
+
+    # the probe of 0.03 after a test of (0.01, 0.1) is the point a test of all three gives
+    # (training on the CPU is bit-for-bit reproducible)
+    kw = dict(iters=40, seeds=2, threads=1, extend=0)
+    r = range_test("digits-mlp", lrs=[0.01, 0.1], **kw)
+    full = range_test("digits-mlp", lrs=[0.01, 0.03, 0.1], **kw)
+    url = f"sqlite:///{tmp_path / 'lr.db'}"
+    calls = []
+
+    def train_fn(task, policy, seed, **options):
+        from lrbench.trainer import train
+
+        calls.append((task.max_iters, task.eval_every, str(policy), seed))
+        return train(task, policy, seed, **options)
+
+    p = probe_fix(r, 0.03, threads=1, store=url, train_fn=train_fn)
+    want = next(q for q in full.points if q.lr == 0.03)
+    assert (p.lr, p.status, p.good) == (0.03, "ok", False)
+    assert (p.top1s, p.statuses, p.iterations) == (want.top1s, want.statuses, 80)
+    assert p.top1 == pytest.approx(want.top1)
+    assert calls == [(40, r.task.eval_every, "FIX(k0=0.03)", 0), (40, r.task.eval_every,
+                                                               "FIX(k0=0.03)", 1)]
+    with Store.open(url) as store:
+        assert sorted((x.policy, x.seed) for x in store.runs()) == [
+            ("FIX(k0=0.03)", 0), ("FIX(k0=0.03)", 1)]
+    assert [q.lr for q in r.points] == [0.01, 0.1]  # the range test itself is unchanged
+    # an LR that diverges is scored like the range test's diverged points
+    bad = probe_fix(r, 30.0, threads=1)
+    assert bad.status == "diverged" and math.isnan(bad.top1) and bad.iterations < 80
+    for lr in (0.0, -0.1, float("nan"), "0.1"):
+        with pytest.raises(ValueError, match="lr"):
+            probe_fix(r, lr)
+    with pytest.raises(ValueError, match="train_fn"):
+        probe_fix(r, 0.03, train_fn="train")
 
 
 @pytest.mark.parametrize("kwargs, name", [

@@ -41,7 +41,9 @@ from lrbench.tuning.tune import (
     LOOKUP_MIN_SIMILARITY,
     RANGE_MAX_LRS,
     above_lr,
+    find_above_lr,
     lookup_skips,
+    midpoint_lr,
     range_test_iters,
     tune,
 )
@@ -59,12 +61,14 @@ class Fake:
     """``evaluate(task, policy, seed, target)``: top-1 at iteration t is
     ``q * (1 - exp(-t / tau)) + 0.001 * seed``, evaluated every ``task.eval_every`` and at
     ``max_iters``; a run stops at the first evaluation reaching ``target``. FIX(k0) has a
-    range-test-like q peaking at 0.05 and diverges at step 3 for k0 >= 1; other policies get
+    range-test-like q peaking at 0.05 and diverges at step 3 for k0 >= ``diverge_from`` (1);
+    other policies get
     q in [0.5, 0.95] from a hash of their notation, unless ``quality`` says otherwise.
     A run of length r is exactly the first r iterations of a longer one, as on the CPU."""
 
-    def __init__(self, quality=None, tau=None, default_tau=150.0):
+    def __init__(self, quality=None, tau=None, default_tau=150.0, diverge_from=1.0):
         self.quality = quality or {}
+        self.diverge_from = diverge_from
         self.taus = tau or {}
         self.default_tau = default_tau
         self.calls: list[tuple[int, str, int]] = []
@@ -88,7 +92,7 @@ class Fake:
         self.calls.append((task.max_iters, policy, seed))
         length, every = task.max_iters, task.eval_every
         p = parse(policy)
-        diverge = 3 if p.name == "FIX" and p.params["k0"] >= 1 else None
+        diverge = 3 if p.name == "FIX" and p.params["k0"] >= self.diverge_from else None
         points, status, reason, iters = [], "done", "max_iters", length
         for t in sorted({*range(every, length + 1, every), length}):
             if diverge is not None and t >= diverge:
@@ -193,6 +197,105 @@ def test_above_lr_is_the_next_lr_up_that_trained():
         points = tuple(dataclasses.replace(p, status=status) if p is nxt else p
                        for p in rt.points)
         assert above_lr(hi, dataclasses.replace(rt, points=points)) is None
+
+
+def test_midpoint_lr_is_the_geometric_middle_to_two_digits():
+    assert midpoint_lr(0.03, 0.1) == 0.055 and midpoint_lr(0.1, 0.3) == 0.17
+    assert midpoint_lr(0.001, 0.003) == 0.0017 and midpoint_lr(0.3, 1.0) == 0.55
+    assert midpoint_lr(0.05, 0.05) == 0.05
+
+
+def test_find_above_lr_probes_the_middle_when_the_next_lr_did_not_train():
+    rt = fake_tune(6000)[0].range_test
+    hi = rt.good_range[1]
+    nxt = next(p for p in rt.points if p.lr > hi)
+    asked = []
+
+    def probe_as(status):
+        def probe(lr):
+            asked.append(lr)
+            return dataclasses.replace(nxt, lr=lr, status=status)
+        return probe
+
+    def with_next(**change):
+        return dataclasses.replace(rt, points=tuple(
+            dataclasses.replace(p, **change) if p is nxt else p for p in rt.points))
+
+    # the next LR trained: it is the answer, nothing probed
+    assert find_above_lr(hi, rt, probe_as("ok")) == (nxt.lr, None, "") and asked == []
+    mid = midpoint_lr(hi, nxt.lr)
+    for status in ("diverged", "unstable", "failed"):
+        asked.clear()
+        up, point, why = find_above_lr(hi, with_next(status=status), probe_as("ok"))
+        assert (up, point.lr, why, asked) == (mid, mid, "", [mid])
+        up, point, why = find_above_lr(hi, with_next(status=status), probe_as("diverged"))
+        assert up is None and point.status == "diverged"
+        assert why == f"FIX({nxt.lr:g}) was {status} in the range test and FIX({mid:g}) " \
+                      "diverged when probed"
+    for probe in (None, lambda lr: None):  # no probe, or no budget for it
+        up, point, why = find_above_lr(hi, with_next(status="diverged"), probe)
+        assert (up, point) == (None, None) and why.endswith(f"FIX({mid:g}) was not probed")
+    asked.clear()
+    up, _, why = find_above_lr(hi, with_next(status="diverged", lr=hi * 1.1),
+                               probe_as("ok"))  # no 2-digit LR strictly between
+    assert up is None and "no LR of 2 digits between" in why and asked == []
+    assert find_above_lr(rt.points[-1].lr, rt, probe_as("ok")) == (
+        None, None, "the range test trained no LR above it")
+    assert find_above_lr(0.1) == (0.3, None, "")
+    assert find_above_lr(1.0) == (None, None, "no LR of the grid above it")
+
+
+def test_above_range_that_keeps_the_plan_short_of_full_length_says_what_it_costs():
+    # at 5,000 the 28 usual candidates reach the full length, the 55 only 241 iterations
+    plain, _ = fake_tune(5000)
+    wide, _ = fake_tune(5000, above_range=True)
+    assert plain.plan[-1].iters == 1000 and not any("full length" in w for w in plain.warnings)
+    assert len(wide.candidates) == 55 and wide.plan[-1].iters < 1000
+    assert any(f"the longest runs are {wide.plan[-1].iters} of 1000 iterations; without the "
+               "27 candidates above the range (above_range=False) they would be 1000" in w
+               for w in wide.warnings)
+    # where the usual ones fall short as well, it says how far they would get
+    plain, _ = fake_tune(3000)
+    wide, _ = fake_tune(3000, above_range=True)
+    assert f"they would be {plain.plan[-1].iters}" in next(
+        w for w in wide.warnings if "full length" in w)
+    assert plain.plan[-1].iters > wide.plan[-1].iters
+
+
+@pytest.mark.parametrize("seeds", [1, 2])
+def test_tune_above_range_probes_when_the_next_lr_diverged(seeds):
+    fake = Fake(diverge_from=0.3)
+    r, _ = fake_tune(9000, fake, seeds=seeds, above_range=True)
+    rt, hi = r.range_test, r.bounds[1]
+    nxt = next(p for p in rt.points if p.lr > hi)
+    mid = midpoint_lr(hi, nxt.lr)
+    assert nxt.status == "diverged" and hi < mid < nxt.lr
+    assert r.above_lr == mid and (r.above_probe.lr, r.above_probe.status) == (mid, "ok")
+    # the probe trains FIX(mid) with every seed, as long as the range test's runs, on budget
+    probe_calls = [c for c in fake.calls if c[1] == f"FIX(k0={mid:g})"]
+    assert probe_calls == [(rt.iters, f"FIX(k0={mid:g})", s) for s in range(seeds)]
+    assert r.above_probe.iterations == rt.iters * seeds
+    assert r.range_iterations == rt.iterations_spent + r.above_probe.iterations
+    assert r.iterations_spent == sum(fake.trained) <= 9000
+    assert len(r.candidates) == 55
+    peaks = {parse(c.policy).params.get("k1") for c in r.candidates if c.kind == "cyclic"}
+    assert peaks == {hi, mid}
+    assert any(n.startswith(f"above_range: probed FIX({mid:g})") for n in r.notes)
+    assert not any("no candidates above" in w for w in r.warnings)
+    d = json.loads(json.dumps(r.to_dict()))
+    assert d["above_lr"] == mid and d["above_probe"]["lr"] == mid
+    assert d["above_probe"]["status"] == "ok"
+    # the middle diverges too: no candidates above, and a warning that says why
+    fake = Fake(diverge_from=mid)
+    r, _ = fake_tune(9000, fake, seeds=seeds, above_range=True)
+    assert r.bounds[1] == hi and r.above_lr is None and r.above_probe.status == "diverged"
+    assert len(r.candidates) == 28
+    assert any(f"FIX({mid:g}) diverged when probed" in w for w in r.warnings)
+    assert r.iterations_spent == sum(fake.trained) <= 9000
+    # without above_range nothing is probed
+    fake = Fake(diverge_from=0.3)
+    r, _ = fake_tune(9000, fake, seeds=seeds)
+    assert r.above_probe is None and not any(c[1] == f"FIX(k0={mid:g})" for c in fake.calls)
 
 
 def test_tune_above_range_adds_the_candidates_and_says_so():

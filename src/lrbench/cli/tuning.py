@@ -422,7 +422,8 @@ def tune_command(
         "more finalists at the top rung.")] = False,
     above_range: Annotated[bool, typer.Option(
         "--above-range", help="Also try candidates whose peak LR is one step above the good "
-        "FIX range (cyclic k1, decaying k0).")] = False,
+        "FIX range (cyclic k1, decaying k0): the range test's next LR, or, if that one "
+        "diverged, the middle between, probed by one more FIX run.")] = False,
     workers: Annotated[Optional[int], _opt(
         "Runs of a rung trained at once (default 1: processes; with --executor ray, what the "
         "cluster fits).", "--workers", metavar="N")] = None,

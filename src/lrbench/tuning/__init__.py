@@ -1,7 +1,8 @@
 """Tuning LR policies (SPEC section 5): LR range tests.
 
 - :func:`fix_range_test` — the paper's range test: short FIX runs over an LR grid scaled by 10,
-  giving the good FIX range and bounds for cyclic (k0, k1) and decaying (k0) policies.
+  giving the good FIX range and bounds for cyclic (k0, k1) and decaying (k0) policies;
+  :func:`probe_fix` runs one more LR as a finished one ran its LRs.
 - :func:`smith_range_test` — Smith's range test on your own PyTorch model, optimizer, loss and
   data (their state is restored afterwards); :func:`smith_range_test_task` on an LRBench task.
 - :func:`range_test` — either one on a task, by ``method``.
@@ -27,6 +28,7 @@ from lrbench.tuning.rangetest import (
     fix_range_test,
     good_fix_range,
     lr_grid,
+    probe_fix,
     smith_suggestions,
     smooth_losses,
 )
@@ -40,6 +42,7 @@ __all__ = [
     "fix_range_test",
     "good_fix_range",
     "lr_grid",
+    "probe_fix",
     "range_test",
     "smith_range_test",
     "smith_range_test_task",

@@ -77,6 +77,7 @@ __all__ = [
     "fix_range_test",
     "good_fix_range",
     "lr_grid",
+    "probe_fix",
     "smith_suggestions",
     "smooth_losses",
 ]
@@ -427,6 +428,59 @@ def _point(lr: float, runs: Sequence[RunResult]) -> FixPoint:
     )
 
 
+def _train_fix(task: Task, lr: float, seeds: Sequence[int],
+               train_fn: Callable[..., RunResult] | None, *,
+               progress: Callable[[float, int, RunResult], Any] | None = None,
+               **options: Any) -> list[RunResult]:
+    """FIX(k0=lr) on ``task`` once per seed, through ``train_fn`` (default lrbench.train)."""
+    from lrbench.policies import FIX
+
+    if train_fn is None:
+        from lrbench.trainer import train as train_fn
+    out = []
+    for seed in seeds:
+        r = train_fn(task, FIX(k0=lr), seed, **options)
+        out.append(r)
+        if progress is not None:
+            progress(lr, seed, r)
+    return out
+
+
+def probe_fix(
+    range_test: FixRangeResult,
+    lr: float,
+    *,
+    threads: int | None = None,
+    data_root: str | None = None,
+    device: Any = None,
+    store: Any = None,
+    train_fn: Callable[..., RunResult] | None = None,
+) -> FixPoint:
+    """One more LR for a finished range test: FIX(k0=lr) run as ``range_test`` ran its LRs
+    (its task, length and seeds), scored as one of its points (``good`` is False: the good
+    range is not recomputed). The other arguments are :func:`fix_range_test`'s.
+
+    >>> r = fix_range_test("fashion-mnist-lenet", iters=107)   # doctest: +SKIP
+    >>> r.good_range, probe_fix(r, 0.055).status                 # doctest: +SKIP
+    ((0.03, 0.03), 'ok')
+    """
+    lr = _clean(_positive(lr, "lr"))
+    if train_fn is not None and not callable(train_fn):
+        raise ValueError("train_fn must be a callable with the arguments of lrbench.train")
+    own_store = None
+    if isinstance(store, (str, Path)):
+        from lrbench.store import Store
+
+        store = own_store = Store.open(str(store))
+    try:
+        runs = _train_fix(range_test.task, lr, range_test.seeds, train_fn, threads=threads,
+                          data_root=data_root, device=device, store=store)
+    finally:
+        if own_store is not None:
+            own_store.close()
+    return _point(lr, runs)
+
+
 def _analyse(points: list[FixPoint], tol: float) -> tuple[FixPoint, ...] | None:
     found = good_fix_range(
         [p.lr for p in points], [p.top1 for p in points], [p.status == "ok" for p in points], tol
@@ -490,11 +544,6 @@ def fix_range_test(
     if train_fn is not None and not callable(train_fn):
         raise ValueError("train_fn must be a callable with the arguments of lrbench.train")
 
-    from lrbench.policies import FIX
-
-    if train_fn is None:
-        from lrbench.trainer import train as train_fn
-
     if iters is None:
         from lrbench.data import load_dataset
 
@@ -513,14 +562,10 @@ def fix_range_test(
 
     def run_lrs(values: Iterable[float]) -> None:
         for lr in values:
-            done = runs.setdefault(lr, [])
-            for seed in seed_list:
-                r = train_fn(run_task, FIX(k0=lr), seed, threads=threads,
-                             data_root=data_root, device=device, store=store)
-                done.append(r)
-                order.append(r)
-                if progress is not None:
-                    progress(lr, seed, r)
+            done = _train_fix(run_task, lr, seed_list, train_fn, threads=threads,
+                              data_root=data_root, device=device, store=store, progress=progress)
+            runs.setdefault(lr, []).extend(done)
+            order.extend(done)
 
     try:
         run_lrs(grid)

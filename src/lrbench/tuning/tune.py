@@ -26,7 +26,9 @@ The algorithm:
    range: FIX at the best LR, a warm-up + cosine composite, 7 cyclic functions with half periods
    of 2, 4 and 8 epochs, 5 decaying functions (28 in all); warm-start policies come first.
    With ``above_range=True``, the composite, cyclic and decaying ones again with their peak LR
-   one step above the range (:func:`above_lr`; 55 in all).
+   one step above the range (55 in all): the range test's next LR if it trained, else the
+   geometric middle between the range's top and that LR if one more FIX run there, as the
+   range test ran its LRs, trains (:func:`find_above_lr`; its iterations count).
 4. **Successive halving** (:func:`~lrbench.tuning.halving.plan_rungs`): rung 0 trains every
    candidate ``r_0`` iterations with every seed; the best ``1/eta`` continue (ranked by mean
    top-1 over seeds, ties by iterations spent, then by #Iter, then by candidate order; with
@@ -94,11 +96,13 @@ from lrbench.tuning.rangetest import (
     DEFAULT_EXTEND,
     DEFAULT_MANTISSAS,
     FIX_EPOCHS,
+    FixPoint,
     FixRangeResult,
     _seeds,
     _whole,
     fix_range_test,
     lr_grid,
+    probe_fix,
 )
 
 if TYPE_CHECKING:
@@ -108,8 +112,20 @@ if TYPE_CHECKING:
     from lrbench.tuning.recommend import Recommended, SimilarTask
 
 __all__ = [
-    "GOALS", "LOOKUP_MIN_SIMILARITY", "Prior", "Recommendation", "Rung", "RunRef", "TuneEvent",
-    "TuneResult", "lookup_skips", "range_test_iters", "tune",
+    "GOALS",
+    "LOOKUP_MIN_SIMILARITY",
+    "Prior",
+    "Recommendation",
+    "RunRef",
+    "Rung",
+    "TuneEvent",
+    "TuneResult",
+    "above_lr",
+    "find_above_lr",
+    "lookup_skips",
+    "midpoint_lr",
+    "range_test_iters",
+    "tune",
 ]
 
 Goal = Literal["accuracy", "cost"]
@@ -284,7 +300,8 @@ class TuneResult:
     candidates came from, the ``candidates``, the ``plan`` and the ``rungs`` as they ran.
     ``low_rungs`` and ``fill``: how the rungs ran; ``above_range``: whether candidates above
     the good range were asked for (:func:`tune`'s arguments), ``above_lr`` their peak LR (None
-    when none were added).
+    when none were added), ``above_probe`` the FIX point probed for it (:func:`find_above_lr`;
+    None when no probe ran).
     ``lookup``: whether the database was asked (step 1); ``warm_start_source``: 'warm_start'
     (the caller's), 'database' (the lookup's, described by ``prior``) or None; ``notes``: what
     was done, in words (``warnings``: what went wrong or was cut short).
@@ -316,6 +333,7 @@ class TuneResult:
     fill: bool = True
     above_range: bool = False
     above_lr: float | None = None
+    above_probe: FixPoint | None = None
     runs: tuple[RunResult, ...] = field(default=(), repr=False, compare=False)
 
     @property
@@ -338,6 +356,7 @@ class TuneResult:
             "fill": self.fill,
             "above_range": self.above_range,
             "above_lr": self.above_lr,
+            "above_probe": self.above_probe.to_dict() if self.above_probe is not None else None,
             "min_iters": self.min_iters,
             "epoch_iters": self.epoch_iters,
             "bounds": list(self.bounds) if self.bounds else None,
@@ -395,6 +414,10 @@ def range_test_iters(budget: int, *, epoch: int, full: int, seeds: int = 1,
     return max(0, min(FIX_EPOCHS * epoch, full, share))
 
 
+def _next_point(hi: float, range_test: FixRangeResult) -> FixPoint | None:
+    return next((p for p in range_test.points if p.lr > hi * (1 + 1e-9)), None)
+
+
 def above_lr(hi: float, range_test: FixRangeResult | None = None) -> float | None:
     """The LR one step above a good FIX range's top ``hi``: the smallest LR ``range_test``
     tried above ``hi``, if every seed trained there (status 'ok'); without a range test, the
@@ -406,8 +429,54 @@ def above_lr(hi: float, range_test: FixRangeResult | None = None) -> float | Non
     """
     if range_test is None:
         return next((lr for lr in lr_grid() if lr > hi * (1 + 1e-9)), None)
-    up = next((p for p in range_test.points if p.lr > hi * (1 + 1e-9)), None)
+    up = _next_point(hi, range_test)
     return up.lr if up is not None and up.status == "ok" else None
+
+
+def midpoint_lr(lo: float, hi: float) -> float:
+    """The geometric middle of two LRs, to 2 significant digits: ``sqrt(lo * hi)``.
+
+    >>> midpoint_lr(0.03, 0.1), midpoint_lr(0.1, 0.3)
+    (0.055, 0.17)
+    """
+    return float(f"{math.sqrt(lo * hi):.2g}")
+
+
+def find_above_lr(
+    hi: float,
+    range_test: FixRangeResult | None = None,
+    probe: Callable[[float], FixPoint | None] | None = None,
+) -> tuple[float | None, FixPoint | None, str]:
+    """The peak LR of the candidates above a good FIX range with top ``hi``, the probe's
+    point, and why there is no such LR ('' when there is one).
+
+    :func:`above_lr` when it has one. When the range test's next LR above ``hi`` did not
+    train (diverged, unstable or failed), ``probe(midpoint_lr(hi, next))`` trains FIX at the
+    geometric middle (:func:`~lrbench.tuning.rangetest.probe_fix`, as the range test ran its
+    LRs); that LR is the answer if its point is 'ok'. ``probe`` may return None (no budget
+    left for it) or be None (no probe).
+
+    >>> find_above_lr(0.1)
+    (0.3, None, '')
+    """
+    up = above_lr(hi, range_test)
+    if up is not None:
+        return up, None, ""
+    if range_test is None:
+        return None, None, "no LR of the grid above it"
+    nxt = _next_point(hi, range_test)
+    if nxt is None:
+        return None, None, "the range test trained no LR above it"
+    why = f"FIX({nxt.lr:g}) was {nxt.status} in the range test"
+    mid = midpoint_lr(hi, nxt.lr)
+    if not hi * (1 + 1e-9) < mid < nxt.lr * (1 - 1e-9):
+        return None, None, why + ", with no LR of 2 digits between"
+    point = probe(mid) if probe is not None else None
+    if point is None:
+        return None, None, why + f" and FIX({mid:g}) was not probed"
+    if point.status != "ok":
+        return None, point, why + f" and FIX({mid:g}) {point.status} when probed"
+    return mid, point, ""
 
 
 # -- running and bookkeeping --------------------------------------------------------------------
@@ -589,6 +658,16 @@ class _Session:
     def range_train(self, task: Task, policy: Any, seed: int, **_: Any) -> RunResult:
         """``fix_range_test``'s ``train_fn``: a range-test run through the budget."""
         return self.run(task, str(policy), seed, None, phase="range")
+
+
+def _prober(session: _Session, range_test: FixRangeResult,
+            cost: int) -> Callable[[float], FixPoint | None]:
+    """``find_above_lr``'s probe: one more range-test LR through the budget, if it fits."""
+    def probe(lr: float) -> FixPoint | None:
+        if session.left < cost:
+            return None
+        return probe_fix(range_test, lr, train_fn=session.range_train)
+    return probe
 
 
 def _best_top1(run: RunResult) -> float | None:
@@ -794,24 +873,31 @@ def tune(
         candidates = [Candidate(p, parse(p).kind, source) for p in warm]  # type: ignore[arg-type]
         range_result: FixRangeResult | None = None
         up: float | None = None
+        probed: FixPoint | None = None
+        why = "no good FIX range: the candidates are the warm start's"
         if good is not None:
-            up = above_lr(good[1]) if above_range else None
-            candidates += generate_candidates(good, epoch=epoch_iters, length=max(2, full),
-                                              source="bounds", above=up)
+            if above_range:
+                up, _, why = find_above_lr(good[1])
+            made = generate_candidates(good, epoch=epoch_iters, length=max(2, full),
+                                       source="bounds", above=up)
+            candidates += made
         elif run_range:
             range_result = fix_range_test(base, iters=rt_iters, seeds=seed_list,
                                           train_fn=session.range_train)
             warnings += [f"range test: {w}" for w in range_result.warnings]
             if range_result.good_range is not None:
                 good = range_result.good_range
-                up = above_lr(good[1], range_result) if above_range else None
-                candidates += generate_candidates(good, epoch=epoch_iters, length=max(2, full),
-                                                  best_lr=range_result.best_lr, above=up)
+                if above_range:
+                    up, probed, why = find_above_lr(
+                        good[1], range_result, _prober(session, range_result, rt_iters * n_seeds))
+                made = generate_candidates(good, epoch=epoch_iters, length=max(2, full),
+                                           best_lr=range_result.best_lr, above=up)
+                candidates += made
         if above_range and up is None:
-            why = ("no good FIX range: the candidates are the warm start's" if good is None
-                   else "the range test trained no LR above it" if range_result is not None
-                   else "no LR of the grid above it")
             warnings.append(f"above_range: no candidates above the good FIX range ({why})")
+        if probed is not None:
+            notes.append(f"above_range: probed FIX({probed.lr:g}) as the range test ran its "
+                         f"LRs: {probed.status}, top-1 {probed.top1:.4f}")
         seen: set[str] = set()
         candidates = [c for c in candidates if not (c.policy in seen or seen.add(c.policy))]
         range_spent = session.spent
@@ -823,8 +909,17 @@ def tune(
             warnings.append(f"the budget pays for {plan[0].candidates} of {len(candidates)} "
                             f"candidates at {plan[0].iters} iterations; the rest were not tried")
         if plan and plan[-1].iters < full:
-            warnings.append(f"the budget does not reach the full length: the longest runs are "
-                            f"{plan[-1].iters} of {full} iterations")
+            short = (f"the budget does not reach the full length: the longest runs are "
+                     f"{plan[-1].iters} of {full} iterations")
+            if up is not None:  # say what the candidates above the range cost
+                n_above = len(made) - len(generate_candidates(
+                    good, epoch=epoch_iters, length=max(2, full), above=None))  # type: ignore[arg-type]
+                alt = plan_rungs(len(candidates) - n_above, full, session.left, eta=eta,
+                                 min_iters=min_iters, seeds=n_seeds, fill=fill)
+                if alt and alt[-1].iters > plan[-1].iters:
+                    short += (f"; without the {n_above} candidates above the range "
+                              f"(above_range=False) they would be {alt[-1].iters}")
+            warnings.append(short)
         if not candidates:
             warnings.append("no candidate policies: the range test found no LR that trains")
         rungs, entries, dropped_at = _halving(
@@ -849,7 +944,7 @@ def tune(
         recommendations=tuple(recs), wall_time=time.perf_counter() - t_start,
         warnings=tuple(warnings), lookup=looked, warm_start_source=warm_source, prior=prior,
         notes=tuple(notes), low_rungs=low_rungs, fill=fill, above_range=above_range,
-        above_lr=up, runs=tuple(session.results),
+        above_lr=up, above_probe=probed, runs=tuple(session.results),
     )
 
 
