@@ -205,6 +205,16 @@ def test_midpoint_lr_is_the_geometric_middle_to_two_digits():
     assert midpoint_lr(0.05, 0.05) == 0.05
 
 
+@given(lo=st.floats(1e-6, 10.0), ratio=st.floats(1.0, 1e4))
+@settings(max_examples=300, deadline=None, database=None)
+def test_midpoint_lr_lies_between_to_two_digits(lo, ratio):
+    hi = lo * ratio
+    mid = midpoint_lr(lo, hi)
+    # within rounding to 2 significant digits of sqrt(lo * hi), so between lo and hi up to it
+    assert mid == pytest.approx(math.sqrt(lo * hi), rel=0.05)
+    assert lo * 0.95 <= mid <= hi * 1.05 and float(f"{mid:.2g}") == mid
+
+
 def test_find_above_lr_probes_the_middle_when_the_next_lr_did_not_train():
     rt = fake_tune(6000)[0].range_test
     hi = rt.good_range[1]
