@@ -27,7 +27,7 @@ import statistics
 import time
 from typing import Any
 
-from bench_tuning import RETRAIN_SEEDS, best_top1, rep_seeds, run_jobs
+from bench_tuning import rep_seeds, retrain
 
 from lrbench.tasks import get_task
 from lrbench.tuning import tune
@@ -111,11 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                          "candidates": len(r.candidates), "above_lr": r.above_lr,
                          "warnings": list(r.warnings)})
             print(json.dumps(rows[-1]), flush=True)
-    chosen = sorted({row["policy"] for row in rows})
-    jobs = [(target, p, s) for p in chosen for s in RETRAIN_SEEDS]
-    tops: dict[str, list[float]] = {p: [] for p in chosen}
-    for (_, p, _), res in zip(jobs, run_jobs(jobs, args.workers)):
-        tops[p].append(best_top1(res))
+    tops = retrain(target, sorted({row["policy"] for row in rows}), args.workers)
     for row in rows:
         row["retrained"] = statistics.mean(tops[row["policy"]])
     wall = time.perf_counter() - t0

@@ -109,6 +109,15 @@ def run_jobs(jobs: list[tuple[str, str, int]], workers: int) -> list[Any]:
         return list(pool.map(_job, jobs))
 
 
+def retrain(target: Task, policies: list[str], workers: int) -> dict[str, list[float]]:
+    """Each policy's best top-1 at full length with the seeds ``RETRAIN_SEEDS``."""
+    jobs = [(target, p, s) for p in policies for s in RETRAIN_SEEDS]
+    out: dict[str, list[float]] = {p: [] for p in policies}
+    for (_, p, _), r in zip(jobs, run_jobs(jobs, workers)):
+        out[p].append(best_top1(r))
+    return out
+
+
 def candidates_for(task: Task, budget: int, seeds: list[int] | None = None,
                    above_range: bool = False) -> list[str]:
     """tune's candidate set for ``task``: its range test (as tune runs it with ``seeds``,
@@ -295,10 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     known = {r["policy"]: r["retrained"] for m in METHODS for r in old_rows[m].values()
              if "retrained" in r}
     chosen = sorted({row["policy"] for m in METHODS for row in rows[m]} - set(known))
-    jobs = [(target, p, s) for p in chosen for s in RETRAIN_SEEDS]
-    retrained: dict[str, list[float]] = {p: [] for p in chosen}
-    for (_, p, _), r in zip(jobs, run_jobs(jobs, args.workers)):
-        retrained[p].append(best_top1(r))
+    retrained = retrain(target, chosen, args.workers)
     retrained.update(known)
     log(f"re-trained {len(chosen)} policies x {len(RETRAIN_SEEDS)} seeds "
         f"({len(known)} known from {args.reuse})")

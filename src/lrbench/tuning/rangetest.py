@@ -55,7 +55,8 @@ from __future__ import annotations
 import math
 import numbers
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -428,6 +429,21 @@ def _point(lr: float, runs: Sequence[RunResult]) -> FixPoint:
     )
 
 
+@contextmanager
+def _opened(store: Any) -> Iterator[Any]:
+    """``store`` as a Store: a URL or path is opened here and closed on exit."""
+    if not isinstance(store, (str, Path)):
+        yield store
+        return
+    from lrbench.store import Store
+
+    opened = Store.open(str(store))
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
 def _train_fix(task: Task, lr: float, seeds: Sequence[int],
                train_fn: Callable[..., RunResult] | None, *,
                progress: Callable[[float, int, RunResult], Any] | None = None,
@@ -467,17 +483,9 @@ def probe_fix(
     lr = _clean(_positive(lr, "lr"))
     if train_fn is not None and not callable(train_fn):
         raise ValueError("train_fn must be a callable with the arguments of lrbench.train")
-    own_store = None
-    if isinstance(store, (str, Path)):
-        from lrbench.store import Store
-
-        store = own_store = Store.open(str(store))
-    try:
+    with _opened(store) as store:
         runs = _train_fix(range_test.task, lr, range_test.seeds, train_fn, threads=threads,
                           data_root=data_root, device=device, store=store)
-    finally:
-        if own_store is not None:
-            own_store.close()
     return _point(lr, runs)
 
 
@@ -552,22 +560,17 @@ def fix_range_test(
         iters = min(base.max_iters, epochs * per_epoch)
     run_task = base.replace(max_iters=iters, eval_every=min(eval_every or base.eval_every, iters))
 
-    own_store = None
-    if isinstance(store, (str, Path)):
-        from lrbench.store import Store
-
-        store = own_store = Store.open(str(store))
     runs: dict[float, list[RunResult]] = {}
     order: list[RunResult] = []
 
     def run_lrs(values: Iterable[float]) -> None:
         for lr in values:
             done = _train_fix(run_task, lr, seed_list, train_fn, threads=threads,
-                              data_root=data_root, device=device, store=store, progress=progress)
+                              data_root=data_root, device=device, store=db, progress=progress)
             runs.setdefault(lr, []).extend(done)
             order.extend(done)
 
-    try:
+    with _opened(store) as db:
         run_lrs(grid)
         for _ in range(extend):
             tried = sorted(runs)
@@ -586,9 +589,6 @@ def fix_range_test(
             if not more:
                 break
             run_lrs(sorted(more))
-    finally:
-        if own_store is not None:
-            own_store.close()
 
     tried = sorted(runs)
     points = [_point(lr, runs[lr]) for lr in tried]
