@@ -11,8 +11,9 @@ sampler's seed is r; with ``--seeds-per-run K`` > 1 every evaluation trains the 
       sum of the iterations trained (the range test that made the candidates is not counted).
 (ii)  **tune cold**: ``tune("digits-mlp", BUDGET, seeds=[r])`` (range test included in the
       budget), defaults eta=3, low_rungs='rescaled', fill=True (``--low-rungs prefix`` and
-      ``--no-fill`` for the ablation in docs/results/tuning.md; ``--above-range`` for
-      above_range=True, which the grid's candidates then follow).
+      ``--no-fill`` for the ablation in docs/results/tuning.md; ``--above-range auto|on|off``
+      for above_range, default auto as tune's: the grid's candidates follow tune's at the
+      budget given, so with auto they include those above the range when tune's do).
 (iii) **tune warm**: ``tune(..., warm_start=recommend(store, "digits-mlp").policies)`` with
       half the cold budget, where the store holds only the full-length grid of ``digits-cnn``
       (the same dataset, another model; seed 0), trained before. The digits-cnn runs are the
@@ -34,7 +35,7 @@ the same test set; the re-trained figure is not a held-out estimate, only a seed
 
 Usage::
 
-    python benchmarks/bench_tuning.py [--reps 3] [--budget 7000] [--warm-budget 3500] \\
+    python benchmarks/bench_tuning.py [--reps 3] [--budget 13750] [--warm-budget 6875] \\
         [--workers 2] [--plot docs/results/tuning-digits.png] [--json out.json]
     python benchmarks/bench_tuning.py --target fashion-mnist-lenet --iters 1000 \\
         --eval-every 100 --budget 3500 --min-iters 50 \\
@@ -62,13 +63,14 @@ from lrbench.data import load_dataset
 from lrbench.store import Store
 from lrbench.tasks import Task, get_task
 from lrbench.trainer import train
-from lrbench.tuning.candidates import generate_candidates
 from lrbench.tuning.optuna_bridge import run_optuna
 from lrbench.tuning.rangetest import fix_range_test, probe_fix
 from lrbench.tuning.recommend import recommend
-from lrbench.tuning.tune import find_above_lr, range_test_iters, tune
+from lrbench.tuning.tune import range_candidates, range_test_iters, tune
 
 METHODS = ("grid", "tune cold", "tune warm", "optuna tpe+hb", "random")
+#: --above-range's choices as tune's above_range
+ABOVE_RANGE: dict[str, bool | str] = {"auto": "auto", "on": True, "off": False}
 RETRAIN_SEEDS = (0, 1, 2)
 
 
@@ -119,21 +121,23 @@ def retrain(target: Task, policies: list[str], workers: int) -> dict[str, list[f
 
 
 def candidates_for(task: Task, budget: int, seeds: list[int] | None = None,
-                   above_range: bool = False) -> list[str]:
-    """tune's candidate set for ``task``: its range test (as tune runs it with ``seeds``,
-    default ``[0]``) -> generate (with those above the range for ``above_range``, probing
-    the LR as tune does)."""
+                   above_range: bool | str = False, min_iters: int | None = None,
+                   fill: bool = True) -> list[str]:
+    """tune's candidate set for ``task`` at ``budget``: its range test (as tune runs it with
+    ``seeds``, default ``[0]``), then ``range_candidates`` as tune calls it (with
+    ``above_range``, ``min_iters`` and ``fill`` as tune's; the probe as tune runs it)."""
     seeds = seeds or [0]
-    epoch = load_dataset(task.dataset).info.n_train // task.batch_size
+    epoch = max(1, load_dataset(task.dataset).info.n_train // task.batch_size)
     rt = range_test_iters(budget, epoch=epoch, full=task.max_iters, seeds=len(seeds))
     rr = fix_range_test(task, iters=rt, seeds=seeds, threads=1)
-    up = None
-    if above_range:
-        up, _, _ = find_above_lr(rr.good_range[1], rr,
-                                 lambda lr: probe_fix(rr, lr, threads=1))
-    cands = generate_candidates(rr.good_range, epoch=epoch, length=task.max_iters,
-                                best_lr=rr.best_lr, above=up)
-    return [c.policy for c in cands]
+    if rr.good_range is None:
+        raise SystemExit(f"the range test of {task.dataset}/{task.model} found no good range")
+    step = range_candidates(
+        rr.good_range, epoch=epoch, full=task.max_iters, range_test=rr,
+        above_range=above_range, left=budget - rr.iterations_spent,
+        probe=lambda lr: probe_fix(rr, lr, threads=1), probe_cost=rt * len(seeds),
+        min_iters=min_iters or max(1, round(epoch / 2)), seeds=len(seeds), fill=fill)
+    return [c.policy for c in step.candidates]
 
 
 class BudgetStop:
@@ -182,11 +186,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--min-iters", type=int, default=None,
                     help="tune's shortest rung (default: half an epoch)")
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--first-rep", type=int, default=0,
+                    help="run reps FIRST .. FIRST + REPS - 1 (to add reps to an earlier run)")
     ap.add_argument("--seeds-per-run", type=int, default=1,
                     help="seeds every evaluation trains (scores are means over them); pass "
                          "budgets scaled to match")
-    ap.add_argument("--budget", type=int, default=7000,
-                    help="tune cold's budget (default 7000 = 25%% of the 28-candidate grid)")
+    ap.add_argument("--budget", type=int, default=13750,
+                    help="tune cold's budget (default 13750 = 25%% of the 55-candidate grid "
+                         "on digits-mlp; with --above-range off, 7000 is 25%% of the 28)")
     ap.add_argument("--warm-budget", type=int, default=None,
                     help="tune warm's budget (default half of --budget)")
     ap.add_argument("--workers", type=int, default=2)
@@ -194,9 +201,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="tune's low_rungs (what a rung shorter than the task trains)")
     ap.add_argument("--no-fill", action="store_true",
                     help="tune with fill=False (no extra finalists from the leftover budget)")
-    ap.add_argument("--above-range", action="store_true",
-                    help="tune (and the grid's candidates) with above_range=True: candidates "
-                         "one step above the good FIX range too")
+    ap.add_argument("--above-range", nargs="?", const="on", default="auto",
+                    choices=ABOVE_RANGE,
+                    help="tune's above_range (the grid's candidates follow tune's): auto "
+                         "(default: the candidates one step above the good FIX range when "
+                         "they reach the full length at --budget), on (bare flag: always) or "
+                         "off")
     ap.add_argument("--methods", default=",".join(METHODS),
                     help="the methods to run (comma-separated); the others come from --reuse")
     ap.add_argument("--reuse", default=None,
@@ -210,13 +220,16 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--seeds-per-run must be >= 1, got {args.seeds_per_run}")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warm_budget = args.warm_budget or args.budget // 2
+    above_range = ABOVE_RANGE[args.above_range]
     tune_options = {"low_rungs": args.low_rungs, "fill": not args.no_fill,
-                    "above_range": args.above_range}
+                    "above_range": above_range}
     over = {k: v for k, v in (("max_iters", args.iters), ("eval_every", args.eval_every))
             if v is not None}
     target, other = get_task(args.target, **over), get_task(args.other)
     name = args.target + (f" ({target.max_iters} iterations)" if over else "")
-    reps = list(range(args.reps))
+    if args.first_rep < 0:
+        ap.error(f"--first-rep must be >= 0, got {args.first_rep}")
+    reps = list(range(args.first_rep, args.first_rep + args.reps))
     t0 = time.perf_counter()
     log = lambda *a: print(f"[{time.perf_counter() - t0:6.0f}s]", *a, file=sys.stderr,  # noqa
                            flush=True)
@@ -231,9 +244,9 @@ def main(argv: list[str] | None = None) -> int:
         if old.get("seeds_per_run", 1) != args.seeds_per_run:
             ap.error(f"--reuse {args.reuse} ran {old.get('seeds_per_run', 1)} seed(s) per run, "
                      f"not {args.seeds_per_run}")
-        if old.get("above_range", False) != args.above_range:
-            ap.error(f"--reuse {args.reuse} ran {'without' if args.above_range else 'with'} "
-                     f"--above-range: its candidates are not this run's")
+        if old.get("above_range", False) != above_range:
+            ap.error(f"--reuse {args.reuse} ran with above_range={old.get('above_range', False)!r}"
+                     f", not {above_range!r}: its candidates are not this run's")
     elif len(run) < len(METHODS):
         ap.error("running only some methods needs --reuse FILE for the others")
     old_rows = {m: {r["rep"]: r for r in old.get("rows", {}).get(m, [])} for m in METHODS}
@@ -244,8 +257,10 @@ def main(argv: list[str] | None = None) -> int:
         log(f"{len(cands)} candidates and the warm-start policies from {args.reuse}")
     else:
         cands = candidates_for(target, args.budget, rep_seeds(0, args.seeds_per_run),
-                               above_range=args.above_range)
-        other_cands = candidates_for(other, 7 * other.max_iters)  # 25% of a 28-run grid
+                               above_range=above_range, min_iters=args.min_iters,
+                               fill=not args.no_fill)
+        # the prior: 25% of the other task's usual 28-candidate grid
+        other_cands = candidates_for(other, 7 * other.max_iters, above_range=False)
         log(f"{len(cands)} candidates for {name}, {len(other_cands)} for {args.other}")
         # the prior: the other task's grid in a store (seed 0)
         prior = Store.open("sqlite://")
@@ -380,8 +395,8 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.json, "w") as f:
             json.dump({"table": table, "rows": rows, "warm_start": warm_policies,
                        "candidates": cands, "seeds_per_run": args.seeds_per_run,
-                       "above_range": args.above_range,
-                       "wall_s": wall}, f, indent=1)
+                       "above_range": above_range, "budget": args.budget,
+                       "warm_budget": warm_budget, "wall_s": wall}, f, indent=1)
     return 0
 
 

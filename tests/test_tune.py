@@ -40,10 +40,12 @@ from lrbench.tuning.recommend import rescale_policy
 from lrbench.tuning.tune import (
     LOOKUP_MIN_SIMILARITY,
     RANGE_MAX_LRS,
+    above_fits,
     above_lr,
     find_above_lr,
     lookup_skips,
     midpoint_lr,
+    range_candidates,
     range_test_iters,
     tune,
 )
@@ -302,14 +304,14 @@ def test_tune_above_range_probes_when_the_next_lr_diverged(seeds):
     assert len(r.candidates) == 28
     assert any(f"FIX({mid:g}) diverged when probed" in w for w in r.warnings)
     assert r.iterations_spent == sum(fake.trained) <= 9000
-    # without above_range nothing is probed
+    # with above_range=False nothing is probed
     fake = Fake(diverge_from=0.3)
-    r, _ = fake_tune(9000, fake, seeds=seeds)
+    r, _ = fake_tune(9000, fake, seeds=seeds, above_range=False)
     assert r.above_probe is None and not any(c[1] == f"FIX(k0={mid:g})" for c in fake.calls)
 
 
 def test_tune_above_range_adds_the_candidates_and_says_so():
-    plain, _ = fake_tune(9000)
+    plain, _ = fake_tune(9000, above_range=False)
     wide, fake = fake_tune(9000, above_range=True)
     up = above_lr(wide.bounds[1], wide.range_test)
     assert (plain.above_range, plain.above_lr) == (False, None)
@@ -331,6 +333,111 @@ def test_tune_above_range_adds_the_candidates_and_says_so():
     assert any("above_range: no candidates above" in w for w in r.warnings)
     r, _ = fake_tune(3000, bounds=(0.03, 1.0), above_range=True)
     assert r.above_lr is None and any("no LR of the grid above it" in w for w in r.warnings)
+
+
+def _same_run(a, b) -> bool:
+    """Two tune results that trained the same candidates, runs and recommendations."""
+    return (a.candidates, a.plan, a.rungs, a.iterations_spent, a.recommendations,
+            a.above_lr, a.above_probe) == (b.candidates, b.plan, b.rungs, b.iterations_spent,
+                                           b.recommendations, b.above_lr, b.above_probe)
+
+
+@pytest.mark.parametrize("diverge_from", [1.0, 0.3])  # 0.3: the next LR diverges, a probe
+@pytest.mark.parametrize("budget", [3000, 5000, 6000, 6500, 7000, 8000, 9000, 12_000])
+def test_above_range_auto_adds_the_candidates_exactly_when_they_reach_the_full_length(
+        budget, diverge_from):
+    auto, fa = fake_tune(budget, Fake(diverge_from=diverge_from))
+    wide, fw = fake_tune(budget, Fake(diverge_from=diverge_from), above_range=True)
+    plain, fp = fake_tune(budget, Fake(diverge_from=diverge_from), above_range=False)
+    assert auto.above_range == "auto" and json.loads(json.dumps(auto.to_dict()))[
+        "above_range"] == "auto"
+    fits = wide.above_lr is not None and wide.plan[-1].iters == 1000 and \
+        wide.plan[0].candidates == len(wide.candidates)
+    if fits:  # the same runs as above_range=True, the probe included
+        assert _same_run(auto, wide) and fa.calls == fw.calls
+        assert len(auto.candidates) == 55 and auto.plan[-1].iters == 1000
+        assert not any("above_range='auto'" in n for n in auto.notes)
+    else:  # the same runs as above_range=False, nothing probed, and a note says why
+        assert _same_run(auto, plain) and fa.calls == fp.calls
+        assert len(auto.candidates) == 28 and auto.above_probe is None
+        note = next(n for n in auto.notes if n.startswith("above_range='auto'"))
+        assert "left out the 27 candidates above the good FIX range" in note
+        if wide.plan[0].candidates == 55 and diverge_from == 1.0:  # no probe: the same plan
+            assert f"would be {wide.plan[-1].iters} of 1000 iterations" in note
+    assert not any("above_range" in w for w in auto.warnings)
+    assert auto.iterations_spent == sum(fa.trained) <= budget
+
+
+def test_above_range_auto_counts_the_probe_before_deciding():
+    # the next LR up (0.3) diverges: a probe of 0.17 (range-test length) is due before the
+    # candidates above the range can be added, and auto decides with its cost paid
+    edge = 0
+    for budget in range(5000, 9001, 50):
+        r, fake = fake_tune(budget, Fake(diverge_from=0.3))
+        left = budget - r.range_test.iterations_spent
+        fits = above_fits(28, 27, 1000, left - r.range_test.iters, min_iters=21)[0]
+        probed = [c for c in fake.calls if c[1] == "FIX(k0=0.17)"]
+        assert (len(r.candidates) == 55) == fits == (r.above_lr == 0.17)
+        assert bool(probed) == fits == (r.above_probe is not None)
+        assert r.iterations_spent == sum(fake.trained) <= budget
+        edge += above_fits(28, 27, 1000, left, min_iters=21)[0] and not fits
+    assert edge  # budgets where the 55 would fit but for the probe: left out
+
+
+def test_above_range_auto_with_bounds_or_warm_start():
+    # bounds: the grid's next LR, no probe; with enough budget the 55, else the 28 and a note
+    r, _ = fake_tune(12_000, bounds=(0.03, 0.1))
+    assert r.above_lr == 0.3 and len(r.candidates) == 55
+    assert {c.source for c in r.candidates} == {"bounds"}
+    r, _ = fake_tune(2000, bounds=(0.03, 0.1))
+    assert r.above_lr is None and len(r.candidates) == 28
+    assert any(n.startswith("above_range='auto': left out the 27") for n in r.notes)
+    # the warm start alone has no good range to go above: auto says nothing (True warns)
+    r, _ = fake_tune(3000, warm_start=["FIX(k0=0.05)"])
+    assert r.above_lr is None and not any("above_range" in x for x in r.notes + r.warnings)
+    # nothing above the range's top (1 is the top of the grid): a note, not a warning
+    r, _ = fake_tune(12_000, bounds=(0.03, 1.0))
+    assert r.above_lr is None and not any("above_range" in w for w in r.warnings)
+    assert "above_range='auto': no candidates above the good FIX range (no LR of the grid " \
+           "above it)" in r.notes
+
+
+def test_range_candidates_counts_the_warm_start_once():
+    kw = dict(epoch=EPOCH, full=1000, min_iters=21)
+    made = range_candidates((0.03, 0.1), above_range=False, **kw)
+    assert (len(made.candidates), made.above_lr, made.n_above, made.why_not) == (28, None, 0, "")
+    forced = range_candidates((0.03, 0.1), above_range=True, left=0, **kw)
+    assert (len(forced.candidates), forced.above_lr, forced.n_above) == (55, 0.3, 27)
+    # a budget at which 55 candidates fit and 60 do not: 5 more warm-start policies tip it,
+    # the generated ones again (as tune de-duplicates them) do not
+    left = next(n for n in range(4000, 20_000, 10) if above_fits(28, 27, 1000, n, min_iters=21)[0]
+                and not above_fits(33, 27, 1000, n, min_iters=21)[0])
+    again = [c.policy for c in made.candidates[:5]]
+    other = [f"FIX(k0={0.001 * (i + 1):g})" for i in range(5)]
+    assert len(range_candidates((0.03, 0.1), left=left, others=again, **kw).candidates) == 55
+    out = range_candidates((0.03, 0.1), left=left, others=other, **kw)
+    assert len(out.candidates) == 28 and out.why_not.startswith("left out the 27")
+
+
+def test_above_fits():
+    full = 1000
+    plan = plan_rungs(55, full, 6037, eta=3, min_iters=21)
+    assert plan[-1].iters == full and above_fits(28, 27, full, 6037, min_iters=21) == (True, "")
+    # the rule is plan_rungs': full length and every candidate tried, for any budget
+    for left in range(0, 20_000, 250):
+        plan = plan_rungs(55, full, left, eta=3, min_iters=21) if left > 0 else ()
+        ok, why = above_fits(28, 27, full, left, min_iters=21)
+        assert ok == bool(plan and plan[-1].iters == full and plan[0].candidates == 55)
+        assert (why == "") == ok
+        if not ok:
+            assert why.startswith("left out the 27 candidates above the good FIX range: ")
+            assert why.endswith("(above_range=True adds them anyway)")
+    assert "would not pay for a rung" in above_fits(28, 27, full, 0)[1]
+    assert "would try 20 of 55 candidates" in above_fits(28, 27, full, 20, min_iters=1)[1]
+    # more seeds cost more: what fits for 1 seed need not for 3
+    assert above_fits(28, 27, full, 7000, min_iters=21)[0]
+    assert not above_fits(28, 27, full, 7000, min_iters=21, seeds=3)[0]
+    assert above_fits(28, 27, full, 21_000, min_iters=21, seeds=3)[0]
 
 
 @pytest.mark.parametrize("kwargs, name", [
@@ -577,8 +684,8 @@ def test_rescaled_low_rungs_judge_a_policy_by_its_whole_shape():
 
 
 def test_fill_trains_more_finalists_with_what_the_rungs_leave():
-    plain, _ = fake_tune(7000, fill=False)
-    filled, f2 = fake_tune(7000)
+    plain, _ = fake_tune(7000, fill=False, above_range=False)
+    filled, f2 = fake_tune(7000, above_range=False)
     assert plain.plan[:-1] == filled.plan[:-1]
     assert plain.rungs[-1].iters == filled.rungs[-1].iters == TASK.max_iters
     assert len(plain.rungs[-1].candidates) == 1
@@ -663,7 +770,7 @@ def test_drop_rule_removes_candidates_that_cannot_reach_the_target():
                                                      if c.policy not in losers},
                 tau={p: 5.0 for p in losers})
     r, _ = fake_tune(20_000, fake, bounds=(0.03, 0.1), target_accuracy=0.9, eta=2, top=28,
-                     low_rungs="prefix")
+                     low_rungs="prefix", above_range=False)
     assert set(r.rungs[0].dropped) == set(losers)
     assert not set(r.rungs[0].survivors) & set(losers)
     later = {p for it, p, _ in fake.calls if it > r.rungs[0].iters}
@@ -679,7 +786,7 @@ def test_every_candidate_dropped_ends_early():
     fake = Fake(quality={c.policy: 0.5 for c in cs}, tau={c.policy: 5.0 for c in cs})
     task = TASK.replace(eval_every=10)  # rung 0 (37 iterations) has 3 evaluations
     r, _ = fake_tune(20_000, fake, task=task, bounds=(0.03, 0.1), target_accuracy=0.9,
-                     low_rungs="prefix")
+                     low_rungs="prefix", above_range=False)
     assert len(r.rungs) == 1 and len(r.rungs[0].dropped) == 28
     assert any("dropped" in w for w in r.warnings)
     assert any("target" in w for w in r.warnings)
@@ -783,7 +890,8 @@ def test_evaluate_that_overshoots_is_an_error():
     (dict(lookup="yes"), "lookup"),
     (dict(low_rungs="squeezed"), "low_rungs must be one of rescaled, prefix"),
     (dict(fill="yes"), "fill must be True or False"),
-    (dict(above_range=1), "above_range must be True or False"),
+    (dict(above_range=1), "above_range must be True, False or 'auto'"),
+    (dict(above_range="yes"), "above_range must be True, False or 'auto'"),
     (dict(executor="dask"), "unknown executor 'dask'"),
     (dict(executor=42), "executor must be 'local', 'ray' or an Executor"),
     (dict(executor="ray"), "executor='ray' trains runs on Ray; a custom evaluate"),
@@ -858,7 +966,7 @@ def test_lookup_warm_starts_from_a_similar_stored_task_without_a_range_test(tmp_
 
 def test_without_lookup_or_a_usable_prior_the_range_test_runs(tmp_path):
     url, _ = _prior_store(tmp_path)
-    cold, fake = fake_tune(3000, store=url, lookup=False)
+    cold, fake = fake_tune(3000, store=url, lookup=False, above_range=False)
     assert not cold.lookup and cold.prior is None and cold.warm_start_source is None
     assert cold.range_test is not None and cold.range_iterations > 0 and cold.notes == ()
     assert any(p.startswith("FIX") for _, p, _ in fake.calls)
@@ -873,7 +981,7 @@ def test_without_lookup_or_a_usable_prior_the_range_test_runs(tmp_path):
         db = f"sqlite:///{tmp_path / name}"
         for task, policy in records:
             _record(db, task, policy)
-        r, _ = fake_tune(3000, store=db)
+        r, _ = fake_tune(3000, store=db, above_range=False)
         assert r.lookup and r.prior is None and r.warm_start_source is None
         assert r.range_test is not None and r.range_iterations > 0
         d = json.loads(json.dumps(r.to_dict(), allow_nan=False))
@@ -960,7 +1068,8 @@ def test_cli_table_with_real_training(capsys):
     ([], "rescaled", True), (["--low-rungs", "PREFIX", "--no-fill"], "prefix", False)])
 def test_cli_low_rungs_and_fill(capsys, flags, low_rungs, fill):
     code, out, err = run_cli(capsys, "tune", "--task", "digits-mlp", "--budget", "6100",
-                             "--bounds", "0.03,0.1", "--threads", "1", "--json", *flags)
+                             "--bounds", "0.03,0.1", "--threads", "1", "--json",
+                             "--no-above-range", *flags)
     assert code == 0, err
     d = json.loads(out)
     assert (d["low_rungs"], d["fill"]) == (low_rungs, fill)
@@ -986,6 +1095,20 @@ def test_cli_above_range_with_real_training(capsys):
                              "--bounds", "0.03,0.1", "--threads", "1", "--above-range")
     assert code == 0, err
     assert "candidates above the range too: peak LR 0.3" in out and "55 candidates" in out
+    # by default ('auto') not at this budget, where the 55 would fall short of the full length
+    code, out, err = run_cli(capsys, "tune", "--task", "digits-mlp", "--budget", "3000",
+                             "--bounds", "0.03,0.1", "--threads", "1", "--json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert (d["above_range"], d["above_lr"], len(d["candidates"])) == ("auto", None, 28)
+    assert any(n.startswith("above_range='auto': left out the 27 candidates") for n in d["notes"])
+    code, out, err = run_cli(capsys, "tune", "--task", "digits-mlp", "--budget", "3000",
+                             "--bounds", "0.03,0.1", "--threads", "1", "--no-above-range",
+                             "--json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert (d["above_range"], d["above_lr"], len(d["candidates"])) == (False, None, 28)
+    assert not any("above_range" in n for n in d["notes"])
 
 
 @pytest.mark.parametrize("args, match", [

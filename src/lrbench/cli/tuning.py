@@ -420,10 +420,12 @@ def tune_command(
     no_fill: Annotated[bool, typer.Option(
         "--no-fill", help="Do not spend the iterations successive halving leaves unused on "
         "more finalists at the top rung.")] = False,
-    above_range: Annotated[bool, typer.Option(
-        "--above-range", help="Also try candidates whose peak LR is one step above the good "
-        "FIX range (cyclic k1, decaying k0): the range test's next LR, or, if that one "
-        "diverged, the middle between, probed by one more FIX run.")] = False,
+    above_range: Annotated[Optional[bool], typer.Option(
+        "--above-range/--no-above-range", help="Also try candidates whose peak LR is one step "
+        "above the good FIX range (cyclic k1, decaying k0): the range test's next LR, or, if "
+        "that one diverged, the middle between, probed by one more FIX run. Default: only "
+        "when the budget still trains every candidate to the full length with them.",
+        show_default=False)] = None,
     workers: Annotated[Optional[int], _opt(
         "Runs of a rung trained at once (default 1: processes; with --executor ray, what the "
         "cluster fits).", "--workers", metavar="N")] = None,
@@ -484,7 +486,7 @@ def tune_command(
                       workers=workers, threads=threads, data_root=data_root,
                       progress=not as_json, executor=executor.strip().lower(),
                       executor_options=options, low_rungs=rung_mode,  # type: ignore[arg-type]
-                      fill=not no_fill, above_range=above_range)
+                      fill=not no_fill, above_range="auto" if above_range is None else above_range)
     except ValueError as e:
         fail(_tune_flags(" ".join(str(e).split())))
     finally:

@@ -18,11 +18,11 @@ per epoch ``E`` (#training samples / batch size) and the full training length ``
   ``EXP(gamma=0.01 ** (1 / L))``, ``INV(gamma=1 / L, p=0.75)`` (Caffe's LeNet shape) and
   ``POLY(p=1, l=L)`` (linear decay to 0 at ``L``).
 
-**Above the range** (``above``, an LR above ``hi``; ``tune(above_range=True)`` passes the range
-test's next LR up): the composite and cyclic candidates again with ``k1 = above`` and the
-decaying ones with ``k0 = above`` (27 more). A cyclic or decaying policy spends only part of
-its time at its peak, so its best peak can lie above the best fixed LR (Smith, "Cyclical
-Learning Rates for Training Neural Networks", 2017).
+**Above the range** (``above``, an LR above ``hi``; ``tune`` passes the range test's next LR
+up, or a probed one, when its ``above_range`` says so): the composite and cyclic candidates
+again with ``k1 = above`` and the decaying ones with ``k0 = above`` (27 more). A cyclic or
+decaying policy spends only part of its time at its peak, so its best peak can lie above the
+best fixed LR (Smith, "Cyclical Learning Rates for Training Neural Networks", 2017).
 
 Length-dependent parameters are fixed relative to ``L``, the full training length: the
 candidates are the policies to run for ``L`` iterations. ``tune`` squeezes them into a shorter

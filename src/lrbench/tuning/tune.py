@@ -25,10 +25,13 @@ The algorithm:
 3. **Candidates** (:func:`~lrbench.tuning.candidates.generate_candidates`) from the good FIX
    range: FIX at the best LR, a warm-up + cosine composite, 7 cyclic functions with half periods
    of 2, 4 and 8 epochs, 5 decaying functions (28 in all); warm-start policies come first.
-   With ``above_range=True``, the composite, cyclic and decaying ones again with their peak LR
-   one step above the range (55 in all): the range test's next LR if it trained, else the
+   **Above the range**: the composite, cyclic and decaying ones again with their peak LR one
+   step above the range (55 in all): the range test's next LR if it trained, else the
    geometric middle between the range's top and that LR if one more FIX run there, as the
    range test ran its LRs, trains (:func:`find_above_lr`; its iterations count).
+   ``above_range='auto'`` (default) adds them only when the budget left (less such a probe)
+   still trains every candidate, those above the range included, up to the full length
+   (:func:`above_fits`); ``True`` adds them whatever the budget, ``False`` never.
 4. **Successive halving** (:func:`~lrbench.tuning.halving.plan_rungs`): rung 0 trains every
    candidate ``r_0`` iterations with every seed; the best ``1/eta`` continue (ranked by mean
    top-1 over seeds, ties by iterations spent, then by #Iter, then by candidate order; with
@@ -79,6 +82,7 @@ results bit for bit.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import numbers
@@ -115,15 +119,18 @@ __all__ = [
     "GOALS",
     "LOOKUP_MIN_SIMILARITY",
     "Prior",
+    "RangeCandidates",
     "Recommendation",
     "RunRef",
     "Rung",
     "TuneEvent",
     "TuneResult",
+    "above_fits",
     "above_lr",
     "find_above_lr",
     "lookup_skips",
     "midpoint_lr",
+    "range_candidates",
     "range_test_iters",
     "tune",
 ]
@@ -132,6 +139,7 @@ Goal = Literal["accuracy", "cost"]
 GOALS: tuple[str, ...] = ("accuracy", "cost")
 LowRungs = Literal["rescaled", "prefix"]
 LOW_RUNGS: tuple[str, ...] = ("rescaled", "prefix")
+AboveRange = bool | Literal["auto"]
 DEFAULT_ETA = 3
 DEFAULT_TOP = 5
 #: the range test may spend at most this share of the budget
@@ -298,9 +306,9 @@ class TuneResult:
     """The outcome of :func:`tune`: ``recommendations`` best first, ``iterations_spent`` (range
     test included, <= ``budget``), the ``range_test`` (None when skipped), the ``bounds`` the
     candidates came from, the ``candidates``, the ``plan`` and the ``rungs`` as they ran.
-    ``low_rungs`` and ``fill``: how the rungs ran; ``above_range``: whether candidates above
-    the good range were asked for (:func:`tune`'s arguments), ``above_lr`` their peak LR (None
-    when none were added), ``above_probe`` the FIX point probed for it (:func:`find_above_lr`;
+    ``low_rungs`` and ``fill``: how the rungs ran; ``above_range``: True, False or 'auto'
+    (:func:`tune`'s arguments), ``above_lr`` the peak LR of the candidates above the good range
+    (None when none were added), ``above_probe`` the FIX point probed for it (:func:`find_above_lr`;
     None when no probe ran).
     ``lookup``: whether the database was asked (step 1); ``warm_start_source``: 'warm_start'
     (the caller's), 'database' (the lookup's, described by ``prior``) or None; ``notes``: what
@@ -331,7 +339,7 @@ class TuneResult:
     notes: tuple[str, ...] = ()
     low_rungs: str = "rescaled"
     fill: bool = True
-    above_range: bool = False
+    above_range: AboveRange = "auto"
     above_lr: float | None = None
     above_probe: FixPoint | None = None
     runs: tuple[RunResult, ...] = field(default=(), repr=False, compare=False)
@@ -477,6 +485,36 @@ def find_above_lr(
     if point.status != "ok":
         return None, point, why + f" and FIX({mid:g}) {point.status} when probed"
     return mid, point, ""
+
+
+def above_fits(n: int, n_above: int, full: int, left: int, *, eta: int = DEFAULT_ETA,
+               min_iters: int = 1, seeds: int = 1, fill: bool = True) -> tuple[bool, str]:
+    """``above_range='auto'``'s rule: whether ``n_above`` candidates above the good FIX range
+    may join the ``n`` others, and why not ('' when they may). They may when the rung plan
+    (:func:`~lrbench.tuning.halving.plan_rungs`) for all ``n + n_above`` over the ``left``
+    iterations still tries every candidate and reaches the full length ``full``: the wider
+    set must not cut the finalists' runs short, so that the top-1 tune reports is a
+    full-length score.
+
+    >>> above_fits(28, 27, 1000, 6037, min_iters=21)
+    (True, '')
+    >>> print(above_fits(28, 27, 1000, 4000, min_iters=21)[1])  # doctest: +NORMALIZE_WHITESPACE
+    left out the 27 candidates above the good FIX range: with them the longest runs would be
+    220 of 1000 iterations (above_range=True adds them anyway)
+    """
+    plan = plan_rungs(n + n_above, full, left, eta=eta, min_iters=min_iters, seeds=seeds,
+                      fill=fill) if left > 0 else ()
+    if plan and plan[0].candidates == n + n_above and plan[-1].iters >= full:
+        return True, ""
+    head = f"left out the {n_above} candidates above the good FIX range: with them "
+    if not plan:
+        return False, head + ("the budget left would not pay for a rung "
+                              "(above_range=True adds them anyway)")
+    if plan[0].candidates < n + n_above:
+        return False, head + (f"the budget would try {plan[0].candidates} of {n + n_above} "
+                              f"candidates (above_range=True adds them anyway)")
+    return False, head + (f"the longest runs would be {plan[-1].iters} of {full} iterations "
+                          f"(above_range=True adds them anyway)")
 
 
 # -- running and bookkeeping --------------------------------------------------------------------
@@ -660,6 +698,72 @@ class _Session:
         return self.run(task, str(policy), seed, None, phase="range")
 
 
+class RangeCandidates(NamedTuple):
+    """Step 3's candidates from a good FIX range (:func:`range_candidates`): ``above_lr`` the
+    peak LR of the ``n_above`` of them above the range (None, 0 when none), ``above_probe`` the
+    FIX point probed for it (None when none), ``why_not`` why none were added ('' when they
+    were or none were asked for)."""
+
+    candidates: tuple[Candidate, ...]
+    above_lr: float | None
+    n_above: int
+    above_probe: FixPoint | None
+    why_not: str
+
+
+def range_candidates(
+    good: tuple[float, float],
+    *,
+    epoch: int,
+    full: int,
+    range_test: FixRangeResult | None = None,
+    above_range: AboveRange = "auto",
+    left: int = 0,
+    probe: Callable[[float], FixPoint | None] | None = None,
+    probe_cost: int = 0,
+    others: Sequence[str] = (),
+    eta: int = DEFAULT_ETA,
+    min_iters: int = 1,
+    seeds: int = 1,
+    fill: bool = True,
+) -> RangeCandidates:
+    """Step 3 of the module doc: the candidates of the good FIX range ``good``
+    (:func:`~lrbench.tuning.candidates.generate_candidates` for runs of ``full`` iterations,
+    ``epoch`` iterations each, the best LR ``range_test``'s when given), and those above it
+    as ``above_range`` says. With 'auto', :func:`above_fits` decides for ``left`` iterations
+    (less ``probe_cost`` when ``range_test``'s next LR up did not train and a probe is due),
+    counting the ``others`` policies (the warm start) with the candidates; then
+    :func:`find_above_lr` finds their peak LR, probing with ``probe``.
+
+    >>> r = range_candidates((0.03, 0.1), epoch=42, full=1000, left=6037, min_iters=21)
+    >>> len(r.candidates), r.above_lr, r.n_above
+    (55, 0.3, 27)
+    >>> range_candidates((0.03, 0.1), epoch=42, full=1000, left=4000, min_iters=21).why_not[:36]
+    'left out the 27 candidates above the'
+    """
+    gen = functools.partial(
+        generate_candidates, good, epoch=epoch, length=max(2, full),
+        best_lr=range_test.best_lr if range_test is not None else None,
+        source="range" if range_test is not None else "bounds")
+    made = gen()
+    if not above_range:
+        return RangeCandidates(made, None, 0, None, "")
+    if above_range == "auto":
+        due = range_test is not None and above_lr(good[1], range_test) is None
+        n_above = len(gen(above=2 * good[1])) - len(made)
+        ok, why = above_fits(len(set(others) | {c.policy for c in made}), n_above, full,
+                             left - (probe_cost if due else 0), eta=eta, min_iters=min_iters,
+                             seeds=seeds, fill=fill)
+        if not ok:
+            return RangeCandidates(made, None, 0, None, why)
+    up, probed, why = find_above_lr(good[1], range_test, probe)
+    if up is None:
+        return RangeCandidates(made, None, 0, probed,
+                               f"no candidates above the good FIX range ({why})")
+    wide = gen(above=up)
+    return RangeCandidates(wide, up, len(wide) - len(made), probed, "")
+
+
 def _prober(session: _Session, range_test: FixRangeResult,
             cost: int) -> Callable[[float], FixPoint | None]:
     """``find_above_lr``'s probe: one more range-test LR through the budget, if it fits."""
@@ -736,7 +840,7 @@ def tune(
     executor_options: dict[str, Any] | None = None,
     low_rungs: LowRungs = "rescaled",
     fill: bool = True,
-    above_range: bool = False,
+    above_range: AboveRange = "auto",
 ) -> TuneResult:
     """Find good LR policies for ``task`` within ``budget`` training iterations (module doc).
 
@@ -756,7 +860,9 @@ def tune(
     ``low_rungs``: 'rescaled' (each policy squeezed into a short rung's length) or 'prefix'
     (its first iterations); ``fill``: spend what the rungs leave unused on more finalists
     (module doc, step 4). ``above_range``: also generate candidates whose peak LR is one step
-    above the good FIX range (:func:`above_lr`; module doc, step 3).
+    above the good FIX range (:func:`find_above_lr`; module doc, step 3): 'auto' (default)
+    when every candidate still reaches the full length with them (:func:`above_fits`), True
+    always, False never.
     ``progress``: True for a progress bar on stderr, or a callable taking each
     :class:`TuneEvent`. ``evaluate``: ``evaluate(task, policy, seed, target_accuracy) ->
     RunResult`` instead of training (tests, other trainers); ``task.max_iters`` is the run's
@@ -807,8 +913,8 @@ def tune(
         raise ValueError(f"low_rungs must be one of {', '.join(LOW_RUNGS)}, got {low_rungs!r}")
     if not isinstance(fill, bool):
         raise ValueError(f"fill must be True or False, got {fill!r}")
-    if not isinstance(above_range, bool):
-        raise ValueError(f"above_range must be True or False, got {above_range!r}")
+    if not (isinstance(above_range, bool) or above_range == "auto"):
+        raise ValueError(f"above_range must be True, False or 'auto', got {above_range!r}")
     if budget < n_seeds:
         raise ValueError(f"budget must be at least one iteration per seed ({n_seeds}), "
                          f"got {budget}")
@@ -874,27 +980,29 @@ def tune(
         range_result: FixRangeResult | None = None
         up: float | None = None
         probed: FixPoint | None = None
-        why = "no good FIX range: the candidates are the warm start's"
-        if good is not None:
-            if above_range:
-                up, _, why = find_above_lr(good[1])
-            made = generate_candidates(good, epoch=epoch_iters, length=max(2, full),
-                                       source="bounds", above=up)
-            candidates += made
-        elif run_range:
+        step: RangeCandidates | None = None
+        if run_range:
             range_result = fix_range_test(base, iters=rt_iters, seeds=seed_list,
                                           train_fn=session.range_train)
             warnings += [f"range test: {w}" for w in range_result.warnings]
-            if range_result.good_range is not None:
-                good = range_result.good_range
-                if above_range:
-                    up, probed, why = find_above_lr(
-                        good[1], range_result, _prober(session, range_result, rt_iters * n_seeds))
-                made = generate_candidates(good, epoch=epoch_iters, length=max(2, full),
-                                           best_lr=range_result.best_lr, above=up)
-                candidates += made
-        if above_range and up is None:
-            warnings.append(f"above_range: no candidates above the good FIX range ({why})")
+            good = range_result.good_range
+        if good is not None:
+            step = range_candidates(
+                good, epoch=epoch_iters, full=full, range_test=range_result,
+                above_range=above_range, left=session.left,
+                probe=_prober(session, range_result, rt_iters * n_seeds)
+                if range_result is not None else None,
+                probe_cost=rt_iters * n_seeds, others=[c.policy for c in candidates],
+                eta=eta, min_iters=min_iters, seeds=n_seeds, fill=fill)
+            candidates += step.candidates
+            up, probed = step.above_lr, step.above_probe
+            if step.why_not and above_range is True:
+                warnings.append(f"above_range: {step.why_not}")
+            elif step.why_not:
+                notes.append(f"above_range='auto': {step.why_not}")
+        elif above_range is True:
+            warnings.append("above_range: no candidates above the good FIX range (no good FIX "
+                            "range: the candidates are the warm start's)")
         if probed is not None:
             notes.append(f"above_range: probed FIX({probed.lr:g}) as the range test ran its "
                          f"LRs: {probed.status}, top-1 {probed.top1:.4f}")
@@ -911,9 +1019,8 @@ def tune(
         if plan and plan[-1].iters < full:
             short = (f"the budget does not reach the full length: the longest runs are "
                      f"{plan[-1].iters} of {full} iterations")
-            if up is not None:  # say what the candidates above the range cost
-                n_above = len(made) - len(generate_candidates(
-                    good, epoch=epoch_iters, length=max(2, full), above=None))  # type: ignore[arg-type]
+            if step is not None and step.n_above:  # say what those above the range cost
+                n_above = step.n_above
                 alt = plan_rungs(len(candidates) - n_above, full, session.left, eta=eta,
                                  min_iters=min_iters, seeds=n_seeds, fill=fill)
                 if alt and alt[-1].iters > plan[-1].iters:
