@@ -66,7 +66,7 @@ from lrbench.trainer import train
 from lrbench.tuning.optuna_bridge import run_optuna
 from lrbench.tuning.rangetest import fix_range_test, probe_fix
 from lrbench.tuning.recommend import recommend
-from lrbench.tuning.tune import range_candidates, range_test_iters, tune
+from lrbench.tuning.tune import default_min_iters, range_candidates, range_test_iters, tune
 
 METHODS = ("grid", "tune cold", "tune warm", "optuna tpe+hb", "random")
 #: --above-range's choices as tune's above_range
@@ -127,7 +127,7 @@ def candidates_for(task: Task, budget: int, seeds: list[int] | None = None,
     ``seeds``, default ``[0]``), then ``range_candidates`` as tune calls it (with
     ``above_range``, ``min_iters`` and ``fill`` as tune's; the probe as tune runs it)."""
     seeds = seeds or [0]
-    epoch = max(1, load_dataset(task.dataset).info.n_train // task.batch_size)
+    epoch = load_dataset(task.dataset).info.iters_per_epoch(task.batch_size)
     rt = range_test_iters(budget, epoch=epoch, full=task.max_iters, seeds=len(seeds))
     rr = fix_range_test(task, iters=rt, seeds=seeds, threads=1)
     if rr.good_range is None:
@@ -136,7 +136,7 @@ def candidates_for(task: Task, budget: int, seeds: list[int] | None = None,
         rr.good_range, epoch=epoch, full=task.max_iters, range_test=rr,
         above_range=above_range, left=budget - rr.iterations_spent,
         probe=lambda lr: probe_fix(rr, lr, threads=1), probe_cost=rt * len(seeds),
-        min_iters=min_iters or max(1, round(epoch / 2)), seeds=len(seeds), fill=fill)
+        min_iters=min_iters or default_min_iters(epoch), seeds=len(seeds), fill=fill)
     return [c.policy for c in step.candidates]
 
 

@@ -749,3 +749,11 @@ def test_batching_errors(call, message):
     x, y = np.zeros((10, 2), np.float32), np.arange(10)
     with pytest.raises(ValueError, match=message):
         call(x, y)
+
+
+def test_iters_per_epoch_is_whole_batches_of_the_training_split():
+    # digits: 1,347 training images, batch 32 -> 42 full batches (tune's and the range test's
+    # epoch); a batch larger than the split still makes one iteration
+    assert load_dataset("digits").info.iters_per_epoch(32) == 42
+    info = DatasetInfo("toy", 10, (1, 8, 8), 100, 10)
+    assert [info.iters_per_epoch(b) for b in (1, 32, 100, 101, 10_000)] == [100, 3, 1, 1, 1]

@@ -42,6 +42,14 @@ class DatasetInfo:
                 raise ValueError(f"{field} must be a whole number, got {v!r}")
             object.__setattr__(self, field, int(v))
 
+    def iters_per_epoch(self, batch_size: int) -> int:
+        """Iterations in one pass over the training split: ``max(1, n_train // batch_size)``.
+
+        >>> DatasetInfo("digits", 10, (1, 8, 8), 1347, 450).iters_per_epoch(32)
+        42
+        """
+        return max(1, self.n_train // batch_size)
+
     @property
     def n_features(self) -> int:
         """C * H * W."""

@@ -294,7 +294,7 @@ def objective(
         raise ValueError(f"lr_bounds must be (lo, hi) with lo < hi, got {lr_bounds!r}")
     info = load_dataset(t.dataset, root=data_root).info
     epoch = _whole(epoch_iters, "epoch_iters", 1) if epoch_iters is not None \
-        else max(1, info.n_train // t.batch_size)
+        else info.iters_per_epoch(t.batch_size)
     optuna = _optuna()
 
     def record(result: Any) -> int | None:

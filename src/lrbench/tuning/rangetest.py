@@ -444,6 +444,11 @@ def _opened(store: Any) -> Iterator[Any]:
         opened.close()
 
 
+def _check_train_fn(train_fn: Any) -> None:
+    if train_fn is not None and not callable(train_fn):
+        raise ValueError("train_fn must be a callable with the arguments of lrbench.train")
+
+
 def _train_fix(task: Task, lr: float, seeds: Sequence[int],
                train_fn: Callable[..., RunResult] | None, *,
                progress: Callable[[float, int, RunResult], Any] | None = None,
@@ -481,8 +486,7 @@ def probe_fix(
     ((0.03, 0.03), 'ok')
     """
     lr = _clean(_positive(lr, "lr"))
-    if train_fn is not None and not callable(train_fn):
-        raise ValueError("train_fn must be a callable with the arguments of lrbench.train")
+    _check_train_fn(train_fn)
     with _opened(store) as store:
         runs = _train_fix(range_test.task, lr, range_test.seeds, train_fn, threads=threads,
                           data_root=data_root, device=device, store=store)
@@ -549,14 +553,13 @@ def fix_range_test(
         eval_every = _whole(eval_every, "eval_every", 1)
     if progress is not None and not callable(progress):
         raise ValueError("progress must be a callable (lr, seed, result)")
-    if train_fn is not None and not callable(train_fn):
-        raise ValueError("train_fn must be a callable with the arguments of lrbench.train")
+    _check_train_fn(train_fn)
 
     if iters is None:
         from lrbench.data import load_dataset
 
-        info = load_dataset(base.dataset, root=data_root).info
-        per_epoch = max(1, info.n_train // base.batch_size)
+        per_epoch = load_dataset(base.dataset, root=data_root).info.iters_per_epoch(
+            base.batch_size)
         iters = min(base.max_iters, epochs * per_epoch)
     run_task = base.replace(max_iters=iters, eval_every=min(eval_every or base.eval_every, iters))
 

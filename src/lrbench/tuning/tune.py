@@ -127,6 +127,7 @@ __all__ = [
     "TuneResult",
     "above_fits",
     "above_lr",
+    "default_min_iters",
     "find_above_lr",
     "lookup_skips",
     "midpoint_lr",
@@ -420,6 +421,15 @@ def range_test_iters(budget: int, *, epoch: int, full: int, seeds: int = 1,
     """
     share = int(fraction * budget) // (RANGE_MAX_LRS * seeds)
     return max(0, min(FIX_EPOCHS * epoch, full, share))
+
+
+def default_min_iters(epoch: int) -> int:
+    """tune's shortest rung when ``min_iters`` is not given: half an epoch (at least 1).
+
+    >>> default_min_iters(42), default_min_iters(600), default_min_iters(1)
+    (21, 300, 1)
+    """
+    return max(1, round(epoch / 2))
 
 
 def _next_point(hi: float, range_test: FixRangeResult) -> FixPoint | None:
@@ -750,6 +760,8 @@ def range_candidates(
         return RangeCandidates(made, None, 0, None, "")
     if above_range == "auto":
         due = range_test is not None and above_lr(good[1], range_test) is None
+        # how many join does not depend on their peak LR (only k0/k1 change): count them with
+        # any LR above the range, before the real one is known (it may need a probe)
         n_above = len(gen(above=2 * good[1])) - len(made)
         ok, why = above_fits(len(set(others) | {c.policy for c in made}), n_above, full,
                              left - (probe_cost if due else 0), eta=eta, min_iters=min_iters,
@@ -924,10 +936,10 @@ def tune(
         from lrbench.data import load_dataset
 
         info = load_dataset(base.dataset, root=data_root).info
-        epoch_iters = max(1, info.n_train // base.batch_size)
+        epoch_iters = info.iters_per_epoch(base.batch_size)
     full = base.max_iters
     if min_iters is None:
-        min_iters = max(1, round(epoch_iters / 2))
+        min_iters = default_min_iters(epoch_iters)
 
     own_store = None
     if isinstance(store, (str, Path)):
