@@ -64,9 +64,16 @@ from lrbench.store import Store
 from lrbench.tasks import Task, get_task
 from lrbench.trainer import train
 from lrbench.tuning.optuna_bridge import run_optuna
-from lrbench.tuning.rangetest import fix_range_test, probe_fix
+from lrbench.tuning.rangetest import DEFAULT_MANTISSAS, fix_range_test, probe_fix
 from lrbench.tuning.recommend import recommend
-from lrbench.tuning.tune import default_min_iters, range_candidates, range_test_iters, tune
+from lrbench.tuning.tune import (
+    DEFAULT_ETA,
+    default_min_iters,
+    range_candidates,
+    range_max_lrs,
+    range_test_iters,
+    tune,
+)
 
 METHODS = ("grid", "tune cold", "tune warm", "optuna tpe+hb", "random")
 #: --above-range's choices as tune's above_range
@@ -122,21 +129,25 @@ def retrain(target: Task, policies: list[str], workers: int) -> dict[str, list[f
 
 def candidates_for(task: Task, budget: int, seeds: list[int] | None = None,
                    above_range: bool | str = False, min_iters: int | None = None,
-                   fill: bool = True) -> list[str]:
+                   fill: bool = True, mantissas: tuple[float, ...] = DEFAULT_MANTISSAS,
+                   eta: int = DEFAULT_ETA) -> list[str]:
     """tune's candidate set for ``task`` at ``budget``: its range test (as tune runs it with
-    ``seeds``, default ``[0]``), then ``range_candidates`` as tune calls it (with
-    ``above_range``, ``min_iters`` and ``fill`` as tune's; the probe as tune runs it)."""
+    ``seeds``, default ``[0]``, and ``mantissas``), then ``range_candidates`` as tune calls it
+    (with ``above_range``, ``min_iters``, ``fill`` and ``eta`` as tune's; the probe as tune
+    runs it)."""
     seeds = seeds or [0]
     epoch = load_dataset(task.dataset).info.iters_per_epoch(task.batch_size)
-    rt = range_test_iters(budget, epoch=epoch, full=task.max_iters, seeds=len(seeds))
-    rr = fix_range_test(task, iters=rt, seeds=seeds, threads=1)
+    rt = range_test_iters(budget, epoch=epoch, full=task.max_iters, seeds=len(seeds),
+                          mantissas=mantissas)
+    rr = fix_range_test(task, iters=rt, seeds=seeds, mantissas=mantissas, threads=1)
     if rr.good_range is None:
         raise SystemExit(f"the range test of {task.dataset}/{task.model} found no good range")
     step = range_candidates(
         rr.good_range, epoch=epoch, full=task.max_iters, range_test=rr,
         above_range=above_range, left=budget - rr.iterations_spent,
         probe=lambda lr: probe_fix(rr, lr, threads=1), probe_cost=rt * len(seeds),
-        min_iters=min_iters or default_min_iters(epoch), seeds=len(seeds), fill=fill)
+        min_iters=min_iters or default_min_iters(epoch), seeds=len(seeds), fill=fill,
+        mantissas=mantissas, eta=eta)
     return [c.policy for c in step.candidates]
 
 
@@ -207,6 +218,11 @@ def main(argv: list[str] | None = None) -> int:
                          "(default: the candidates one step above the good FIX range when "
                          "they reach the full length at --budget), on (bare flag: always) or "
                          "off")
+    ap.add_argument("--eta", type=int, default=DEFAULT_ETA,
+                    help="tune's halving factor (lrbench tune --eta)")
+    ap.add_argument("--grid", default="1,3",
+                    help="tune's range-test LRs per decade (mantissas; lrbench tune --grid), "
+                         "e.g. 1,3 (default) or 1,2,5; the grid's candidates follow")
     ap.add_argument("--methods", default=",".join(METHODS),
                     help="the methods to run (comma-separated); the others come from --reuse")
     ap.add_argument("--reuse", default=None,
@@ -221,8 +237,15 @@ def main(argv: list[str] | None = None) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warm_budget = args.warm_budget or args.budget // 2
     above_range = ABOVE_RANGE[args.above_range]
+    try:
+        mantissas = tuple(sorted({float(m) for m in args.grid.split(",")}))
+        range_max_lrs(mantissas)
+    except ValueError:
+        ap.error(f"--grid: expected mantissas in [1, 10) separated by commas, got {args.grid!r}")
+    if args.eta < 2:
+        ap.error(f"--eta must be >= 2, got {args.eta}")
     tune_options = {"low_rungs": args.low_rungs, "fill": not args.no_fill,
-                    "above_range": above_range}
+                    "above_range": above_range, "mantissas": mantissas, "eta": args.eta}
     over = {k: v for k, v in (("max_iters", args.iters), ("eval_every", args.eval_every))
             if v is not None}
     target, other = get_task(args.target, **over), get_task(args.other)
@@ -247,18 +270,28 @@ def main(argv: list[str] | None = None) -> int:
         if old.get("above_range", False) != above_range:
             ap.error(f"--reuse {args.reuse} ran with above_range={old.get('above_range', False)!r}"
                      f", not {above_range!r}: its candidates are not this run's")
+        if tuple(old.get("mantissas", DEFAULT_MANTISSAS)) != mantissas:
+            ap.error(f"--reuse {args.reuse} ran with --grid "
+                     f"{','.join(f'{m:g}' for m in old.get('mantissas', DEFAULT_MANTISSAS))}, "
+                     f"not {args.grid}: its candidates are not this run's")
     elif len(run) < len(METHODS):
         ap.error("running only some methods needs --reuse FILE for the others")
     old_rows = {m: {r["rep"]: r for r in old.get("rows", {}).get(m, [])} for m in METHODS}
 
     # the candidate sets (range tests, not counted anywhere)
+    def our_candidates() -> list[str]:
+        return candidates_for(target, args.budget, rep_seeds(0, args.seeds_per_run),
+                              above_range=above_range, min_iters=args.min_iters,
+                              fill=not args.no_fill, mantissas=mantissas, eta=args.eta)
+
     if old:
         cands, warm_policies = old["candidates"], old["warm_start"]
         log(f"{len(cands)} candidates and the warm-start policies from {args.reuse}")
+        if old.get("eta", DEFAULT_ETA) != args.eta and our_candidates() != cands:
+            ap.error(f"--reuse {args.reuse} ran with --eta {old.get('eta', DEFAULT_ETA)}, and "
+                     f"with --eta {args.eta} tune's candidates differ from its")
     else:
-        cands = candidates_for(target, args.budget, rep_seeds(0, args.seeds_per_run),
-                               above_range=above_range, min_iters=args.min_iters,
-                               fill=not args.no_fill)
+        cands = our_candidates()
         # the prior: 25% of the other task's usual 28-candidate grid
         other_cands = candidates_for(other, 7 * other.max_iters, above_range=False)
         log(f"{len(cands)} candidates for {name}, {len(other_cands)} for {args.other}")
@@ -395,7 +428,9 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.json, "w") as f:
             json.dump({"table": table, "rows": rows, "warm_start": warm_policies,
                        "candidates": cands, "seeds_per_run": args.seeds_per_run,
-                       "above_range": above_range, "budget": args.budget,
+                       "above_range": above_range, "mantissas": list(mantissas),
+                       "eta": args.eta,
+                       "budget": args.budget,
                        "warm_budget": warm_budget, "wall_s": wall}, f, indent=1)
     return 0
 

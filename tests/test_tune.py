@@ -46,9 +46,11 @@ from lrbench.tuning.tune import (
     lookup_skips,
     midpoint_lr,
     range_candidates,
+    range_max_lrs,
     range_test_iters,
     tune,
 )
+from lrbench.tuning.rangetest import lr_grid
 
 TASK = get_task("digits-mlp")  # max_iters 1000, eval_every 50
 EPOCH = 42  # digits: 1347 training samples // batch 32
@@ -716,6 +718,51 @@ def test_range_test_iterations_are_counted():
     assert plan_cost(r.plan) <= 6000 - r.range_iterations
 
 
+def test_range_test_size_follows_its_grid():
+    # the most LRs: the grid 1e-4..1 and 2 decades of extension
+    assert RANGE_MAX_LRS == range_max_lrs() == len(lr_grid()) + 2 * 2 == 13
+    assert range_max_lrs((1, 2, 5)) == len(lr_grid(mantissas=(1, 2, 5))) + 2 * 3 == 19
+    assert range_max_lrs((5, 1, 2, 2.0)) == 19 and range_max_lrs((1,)) == 5 + 2
+    # 20% of 6,000 over 19 LRs; 5 epochs (210) caps the powers of 10's 1,200 // 7 = 171
+    assert range_test_iters(6000, epoch=EPOCH, full=1000, mantissas=(1, 2, 5)) == 1200 // 19
+    assert range_test_iters(6000, epoch=EPOCH, full=1000, mantissas=(1,)) == 1200 // 7
+    assert range_test_iters(10**6, epoch=EPOCH, full=1000, mantissas=(1,)) == 5 * EPOCH
+    # the next LR up without a range test is the grid's
+    assert above_lr(0.1, mantissas=(1, 2, 5)) == 0.2 and above_lr(0.2, mantissas=(1, 2, 5)) == 0.5
+    assert above_lr(0.1, mantissas=(1,)) == 1.0 and above_lr(0.1) == 0.3
+    with pytest.raises(ValueError, match="mantissas"):
+        range_max_lrs((10,))
+
+
+def test_tune_runs_its_range_test_on_the_grid_given():
+    fine = (1.0, 2.0, 5.0)
+    r, fake = fake_tune(6000, mantissas=(5, 1, 2), above_range=True)
+    rt = r.range_test
+    assert r.mantissas == fine and r.to_dict()["mantissas"] == [1.0, 2.0, 5.0]
+    assert rt.iters == range_test_iters(6000, epoch=EPOCH, full=1000, mantissas=fine) == 63
+    range_calls = fake.calls[:len(rt.points)]
+    assert [parse(p).params["k0"] for _, p, _ in range_calls] == list(lr_grid(mantissas=fine))
+    assert all(it == 63 for it, _, _ in range_calls)
+    # the candidates above the range peak at the finer grid's next LR
+    hi = rt.good_range[1]
+    nxt = next(lr for lr in lr_grid(mantissas=fine) if lr > hi)
+    assert r.above_lr == nxt and nxt == next(p.lr for p in rt.points if p.lr > hi)
+    # the paper's grid, by default
+    plain, fake = fake_tune(6000, above_range=True)
+    assert plain.mantissas == (1.0, 3.0) and plain.to_dict()["mantissas"] == [1.0, 3.0]
+    assert [parse(p).params["k0"] for _, p, _ in fake.calls[:len(plain.range_test.points)]] \
+        == list(lr_grid())
+    # with bounds (no range test) the LR above them is the grid's next one
+    b, _ = fake_tune(6000, bounds=(0.03, 0.1), mantissas=fine, above_range=True)
+    assert b.range_test is None and b.above_lr == 0.2
+    assert "TRI(k0=0.003, k1=0.2, l=84)" in {c.policy for c in b.candidates}
+    # a finer grid needs a larger budget for its range test, and the error says so
+    fake_tune(1500)
+    with pytest.raises(ValueError, match=r"budget=1500 is too small for the range test \(up to "
+                                         r"19 LRs"):
+        fake_tune(1500, mantissas=fine)
+
+
 @settings(max_examples=40, deadline=None)
 @given(budget=st.integers(1400, 60_000), seeds=st.integers(1, 2), eta=st.integers(2, 4),
        target=st.one_of(st.none(), st.floats(0.6, 0.97)), goal=st.sampled_from(["accuracy",
@@ -892,6 +939,9 @@ def test_evaluate_that_overshoots_is_an_error():
     (dict(fill="yes"), "fill must be True or False"),
     (dict(above_range=1), "above_range must be True, False or 'auto'"),
     (dict(above_range="yes"), "above_range must be True, False or 'auto'"),
+    (dict(mantissas=(0.5,)), "mantissas must be numbers in"),
+    (dict(mantissas="1,3"), "mantissas must be a list"),
+    (dict(mantissas=()), "mantissas must hold at least one"),
     (dict(executor="dask"), "unknown executor 'dask'"),
     (dict(executor=42), "executor must be 'local', 'ray' or an Executor"),
     (dict(executor="ray"), "executor='ray' trains runs on Ray; a custom evaluate"),
@@ -1109,6 +1159,13 @@ def test_cli_above_range_with_real_training(capsys):
     d = json.loads(out)
     assert (d["above_range"], d["above_lr"], len(d["candidates"])) == (False, None, 28)
     assert not any("above_range" in n for n in d["notes"])
+    # --grid: the LR above the given range is the finer grid's next one
+    code, out, err = run_cli(capsys, "tune", "--task", "digits-mlp", "--budget", "3000",
+                             "--bounds", "0.03,0.1", "--threads", "1", "--above-range",
+                             "--grid", "1,2,5", "--json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert (d["mantissas"], d["above_lr"], len(d["candidates"])) == ([1.0, 2.0, 5.0], 0.2, 55)
 
 
 @pytest.mark.parametrize("args, match", [
@@ -1141,6 +1198,9 @@ def test_cli_above_range_with_real_training(capsys):
     (["--task", "digits-mlp", "--budget", "5000", "--no-lookup"], "--no-lookup applies with --db"),
     (["--task", "digits-mlp", "--budget", "5000", "--low-rungs", "cut"],
      "--low-rungs must be rescaled or prefix, got 'cut'"),
+    (["--task", "digits-mlp", "--budget", "5000", "--grid", "1,x"], "--grid: expected mantissas"),
+    (["--task", "digits-mlp", "--budget", "5000", "--grid", "0.5"],
+     "--grid must be numbers in [1, 10), got 0.5"),
 ])
 def test_cli_bad_input_one_line_exit_2(capsys, args, match):
     code, out, err = run_cli(capsys, "tune", *args)

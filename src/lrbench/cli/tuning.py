@@ -426,6 +426,9 @@ def tune_command(
         "that one diverged, the middle between, probed by one more FIX run. Default: only "
         "when the budget still trains every candidate to the full length with them.",
         show_default=False)] = None,
+    grid: Annotated[Optional[str], _opt(
+        "The range test's LRs per decade (mantissas), e.g. 1,3 (default, the paper's) or 1,2,5 "
+        "(finer; each range-test run is then shorter).", "--grid", metavar="M,...")] = None,
     workers: Annotated[Optional[int], _opt(
         "Runs of a rung trained at once (default 1: processes; with --executor ray, what the "
         "cluster fits).", "--workers", metavar="N")] = None,
@@ -473,6 +476,7 @@ def tune_command(
     options = executor_options(executor, address, cpus_per_run, gpus_per_run)
     t = get_task(task)
     pair = _bounds(bounds) if bounds is not None else None
+    mantissas = {"mantissas": _grid(grid)} if grid is not None else {}
 
     store = None
     if db is not None:
@@ -486,7 +490,8 @@ def tune_command(
                       workers=workers, threads=threads, data_root=data_root,
                       progress=not as_json, executor=executor.strip().lower(),
                       executor_options=options, low_rungs=rung_mode,  # type: ignore[arg-type]
-                      fill=not no_fill, above_range="auto" if above_range is None else above_range)
+                      fill=not no_fill, above_range="auto" if above_range is None else above_range,
+                      **mantissas)
     except ValueError as e:
         fail(_tune_flags(" ".join(str(e).split())))
     finally:
@@ -524,7 +529,7 @@ def _tune_flags(message: str) -> str:
              "eta": "--eta", "top": "--top", "min_iters": "--min-iters",
              "warm_start": "--warm-start", "bounds": "--bounds", "workers": "--workers",
              "threads": "--threads", "goal": "--goal", "cpus_per_run": "--cpus-per-run",
-             "gpus_per_run": "--gpus-per-run", "address": "--address"}
+             "gpus_per_run": "--gpus-per-run", "address": "--address", "mantissas": "--grid"}
     return re.sub(r"\b(" + "|".join(names) + r")\b", lambda m: names[m.group(1)], message)
 
 

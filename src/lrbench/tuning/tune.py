@@ -18,9 +18,10 @@ The algorithm:
    run ids they rest on, and ``notes`` says what the lookup did either way.
 2. **Range test** (skipped when ``bounds`` or ``warm_start`` is given or the lookup found
    policies): the paper's FIX grid (:func:`~lrbench.tuning.rangetest.fix_range_test`,
-   1e-4 .. 1 at 1x and 3x per decade, grown by up to 2 decades), each LR run ``rt`` iterations
-   with every seed, where ``rt`` is 5 epochs shortened so that even the largest grid (13 LRs)
-   costs at most ``range_fraction`` (0.2) of the budget (a budget that leaves ``rt`` below
+   1e-4 .. 1 at 1x and 3x per decade, or the ``mantissas`` given, grown by up to 2 decades),
+   each LR run ``rt`` iterations with every seed, where ``rt`` is 5 epochs shortened so that
+   even the largest grid (13 LRs; 19 with mantissas 1, 2, 5: :func:`range_max_lrs`) costs at
+   most ``range_fraction`` (0.2) of the budget (a budget that leaves ``rt`` below
    ``min_iters`` is a ValueError). Its iterations count against the budget.
 3. **Candidates** (:func:`~lrbench.tuning.candidates.generate_candidates`) from the good FIX
    range: FIX at the best LR, a warm-up + cosine composite, 7 cyclic functions with half periods
@@ -145,8 +146,21 @@ DEFAULT_ETA = 3
 DEFAULT_TOP = 5
 #: the range test may spend at most this share of the budget
 RANGE_FRACTION = 0.2
-#: the most LRs the range test can try: the default grid and its extensions
-RANGE_MAX_LRS = len(lr_grid()) + DEFAULT_EXTEND * len(DEFAULT_MANTISSAS)
+
+
+def range_max_lrs(mantissas: Sequence[float] = DEFAULT_MANTISSAS) -> int:
+    """The most LRs tune's range test can try with ``mantissas``: the grid ``lr_grid(1e-4, 1,
+    mantissas)`` and its extensions (``DEFAULT_EXTEND`` decades of ``len(mantissas)`` LRs).
+    ValueError naming ``mantissas`` for a bad one.
+
+    >>> range_max_lrs(), range_max_lrs((1, 2, 5))
+    (13, 19)
+    """
+    return len(lr_grid(mantissas=mantissas)) + DEFAULT_EXTEND * len(set(mantissas))
+
+
+#: the most LRs the range test can try with the paper's grid (1x and 3x per decade)
+RANGE_MAX_LRS = range_max_lrs()
 #: the database lookup warm-starts only from stored tasks at least this similar to the target
 #: (:func:`lrbench.tuning.recommend.similarity`: the same dataset, or the same model family
 #: with a similar dataset); a less similar task's policies are no reason to skip the range test
@@ -307,8 +321,8 @@ class TuneResult:
     """The outcome of :func:`tune`: ``recommendations`` best first, ``iterations_spent`` (range
     test included, <= ``budget``), the ``range_test`` (None when skipped), the ``bounds`` the
     candidates came from, the ``candidates``, the ``plan`` and the ``rungs`` as they ran.
-    ``low_rungs`` and ``fill``: how the rungs ran; ``above_range``: True, False or 'auto'
-    (:func:`tune`'s arguments), ``above_lr`` the peak LR of the candidates above the good range
+    ``low_rungs`` and ``fill``: how the rungs ran; ``mantissas``: the range test's LRs per
+    decade; ``above_range``: True, False or 'auto' (:func:`tune`'s arguments), ``above_lr`` the peak LR of the candidates above the good range
     (None when none were added), ``above_probe`` the FIX point probed for it (:func:`find_above_lr`;
     None when no probe ran).
     ``lookup``: whether the database was asked (step 1); ``warm_start_source``: 'warm_start'
@@ -343,6 +357,7 @@ class TuneResult:
     above_range: AboveRange = "auto"
     above_lr: float | None = None
     above_probe: FixPoint | None = None
+    mantissas: tuple[float, ...] = DEFAULT_MANTISSAS
     runs: tuple[RunResult, ...] = field(default=(), repr=False, compare=False)
 
     @property
@@ -366,6 +381,7 @@ class TuneResult:
             "above_range": self.above_range,
             "above_lr": self.above_lr,
             "above_probe": self.above_probe.to_dict() if self.above_probe is not None else None,
+            "mantissas": list(self.mantissas),
             "min_iters": self.min_iters,
             "epoch_iters": self.epoch_iters,
             "bounds": list(self.bounds) if self.bounds else None,
@@ -411,15 +427,19 @@ def _warm(warm_start: Any) -> list[str]:
 
 
 def range_test_iters(budget: int, *, epoch: int, full: int, seeds: int = 1,
-                     fraction: float = RANGE_FRACTION) -> int:
-    """Iterations per range-test run: ``min(5 epochs, full, fraction * budget / (13 * seeds))``
-    (13: the most LRs the test can try), so that the test spends at most ``fraction`` of the
-    budget. 0 when not even 1 iteration fits.
+                     fraction: float = RANGE_FRACTION,
+                     mantissas: Sequence[float] = DEFAULT_MANTISSAS) -> int:
+    """Iterations per range-test run: ``min(5 epochs, full, fraction * budget / (m * seeds))``
+    (m = ``range_max_lrs(mantissas)``, the most LRs the test can try: 13 with the paper's
+    grid), so that the test spends at most ``fraction`` of the budget. 0 when not even 1
+    iteration fits.
 
     >>> range_test_iters(6000, epoch=42, full=1000), range_test_iters(10**6, epoch=42, full=1000)
     (92, 210)
+    >>> range_test_iters(6000, epoch=42, full=1000, mantissas=(1, 2, 5))
+    63
     """
-    share = int(fraction * budget) // (RANGE_MAX_LRS * seeds)
+    share = int(fraction * budget) // (range_max_lrs(mantissas) * seeds)
     return max(0, min(FIX_EPOCHS * epoch, full, share))
 
 
@@ -436,17 +456,18 @@ def _next_point(hi: float, range_test: FixRangeResult) -> FixPoint | None:
     return next((p for p in range_test.points if p.lr > hi * (1 + 1e-9)), None)
 
 
-def above_lr(hi: float, range_test: FixRangeResult | None = None) -> float | None:
+def above_lr(hi: float, range_test: FixRangeResult | None = None,
+             mantissas: Sequence[float] = DEFAULT_MANTISSAS) -> float | None:
     """The LR one step above a good FIX range's top ``hi``: the smallest LR ``range_test``
     tried above ``hi``, if every seed trained there (status 'ok'); without a range test, the
-    next LR of the paper's grid (``lr_grid()``: 1e-4 .. 1 at 1x and 3x per decade). None when
-    there is none.
+    next LR of the grid ``lr_grid(1e-4, 1, mantissas)`` (default the paper's: 1x and 3x per
+    decade). None when there is none.
 
-    >>> above_lr(0.1), above_lr(0.05), above_lr(1.0)
-    (0.3, 0.1, None)
+    >>> above_lr(0.1), above_lr(0.05), above_lr(1.0), above_lr(0.1, mantissas=(1, 2, 5))
+    (0.3, 0.1, None, 0.2)
     """
     if range_test is None:
-        return next((lr for lr in lr_grid() if lr > hi * (1 + 1e-9)), None)
+        return next((lr for lr in lr_grid(mantissas=mantissas) if lr > hi * (1 + 1e-9)), None)
     up = _next_point(hi, range_test)
     return up.lr if up is not None and up.status == "ok" else None
 
@@ -464,20 +485,21 @@ def find_above_lr(
     hi: float,
     range_test: FixRangeResult | None = None,
     probe: Callable[[float], FixPoint | None] | None = None,
+    mantissas: Sequence[float] = DEFAULT_MANTISSAS,
 ) -> tuple[float | None, FixPoint | None, str]:
     """The peak LR of the candidates above a good FIX range with top ``hi``, the probe's
     point, and why there is no such LR ('' when there is one).
 
-    :func:`above_lr` when it has one. When the range test's next LR above ``hi`` did not
-    train (diverged, unstable or failed), ``probe(midpoint_lr(hi, next))`` trains FIX at the
-    geometric middle (:func:`~lrbench.tuning.rangetest.probe_fix`, as the range test ran its
+    :func:`above_lr` (with ``mantissas``) when it has one. When the range test's next LR
+    above ``hi`` did not train (diverged, unstable or failed), ``probe(midpoint_lr(hi, next))``
+    trains FIX at the geometric middle (:func:`~lrbench.tuning.rangetest.probe_fix`, as the range test ran its
     LRs); that LR is the answer if its point is 'ok'. ``probe`` may return None (no budget
     left for it) or be None (no probe).
 
     >>> find_above_lr(0.1)
     (0.3, None, '')
     """
-    up = above_lr(hi, range_test)
+    up = above_lr(hi, range_test, mantissas)
     if up is not None:
         return up, None, ""
     if range_test is None:
@@ -736,6 +758,7 @@ def range_candidates(
     min_iters: int = 1,
     seeds: int = 1,
     fill: bool = True,
+    mantissas: Sequence[float] = DEFAULT_MANTISSAS,
 ) -> RangeCandidates:
     """Step 3 of the module doc: the candidates of the good FIX range ``good``
     (:func:`~lrbench.tuning.candidates.generate_candidates` for runs of ``full`` iterations,
@@ -743,7 +766,8 @@ def range_candidates(
     as ``above_range`` says. With 'auto', :func:`above_fits` decides for ``left`` iterations
     (less ``probe_cost`` when ``range_test``'s next LR up did not train and a probe is due),
     counting the ``others`` policies (the warm start) with the candidates; then
-    :func:`find_above_lr` finds their peak LR, probing with ``probe``.
+    :func:`find_above_lr` finds their peak LR, probing with ``probe`` (without a range test,
+    the next LR of the grid with ``mantissas``).
 
     >>> r = range_candidates((0.03, 0.1), epoch=42, full=1000, left=6037, min_iters=21)
     >>> len(r.candidates), r.above_lr, r.n_above
@@ -768,7 +792,7 @@ def range_candidates(
                              seeds=seeds, fill=fill)
         if not ok:
             return RangeCandidates(made, None, 0, None, why)
-    up, probed, why = find_above_lr(good[1], range_test, probe)
+    up, probed, why = find_above_lr(good[1], range_test, probe, mantissas)
     if up is None:
         return RangeCandidates(made, None, 0, probed,
                                f"no candidates above the good FIX range ({why})")
@@ -853,6 +877,7 @@ def tune(
     low_rungs: LowRungs = "rescaled",
     fill: bool = True,
     above_range: AboveRange = "auto",
+    mantissas: Sequence[float] = DEFAULT_MANTISSAS,
 ) -> TuneResult:
     """Find good LR policies for ``task`` within ``budget`` training iterations (module doc).
 
@@ -874,7 +899,10 @@ def tune(
     (module doc, step 4). ``above_range``: also generate candidates whose peak LR is one step
     above the good FIX range (:func:`find_above_lr`; module doc, step 3): 'auto' (default)
     when every candidate still reaches the full length with them (:func:`above_fits`), True
-    always, False never.
+    always, False never. ``mantissas``: the range test's LRs per decade, ``m * 10^e`` from 1e-4
+    to 1 (:func:`~lrbench.tuning.rangetest.lr_grid`; default ``(1, 3)``, the paper's; ``(1, 2,
+    5)`` is finer: up to 19 LRs with the extensions instead of 13, so each range-test run is
+    shorter, :func:`range_max_lrs`); the LR above the good range is the grid's next one.
     ``progress``: True for a progress bar on stderr, or a callable taking each
     :class:`TuneEvent`. ``evaluate``: ``evaluate(task, policy, seed, target_accuracy) ->
     RunResult`` instead of training (tests, other trainers); ``task.max_iters`` is the run's
@@ -927,6 +955,8 @@ def tune(
         raise ValueError(f"fill must be True or False, got {fill!r}")
     if not (isinstance(above_range, bool) or above_range == "auto"):
         raise ValueError(f"above_range must be True, False or 'auto', got {above_range!r}")
+    max_lrs = range_max_lrs(mantissas)  # validates them
+    mantissas = tuple(sorted({float(m) for m in mantissas}))
     if budget < n_seeds:
         raise ValueError(f"budget must be at least one iteration per seed ({n_seeds}), "
                          f"got {budget}")
@@ -965,12 +995,12 @@ def tune(
         rt_iters = 0
         if run_range:
             rt_iters = range_test_iters(budget, epoch=epoch_iters, full=full, seeds=n_seeds,
-                                        fraction=float(range_fraction))
+                                        fraction=float(range_fraction), mantissas=mantissas)
             shortest = min(min_iters, full)
             if rt_iters < shortest:
-                need = math.ceil(RANGE_MAX_LRS * n_seeds * shortest / float(range_fraction))
+                need = math.ceil(max_lrs * n_seeds * shortest / float(range_fraction))
                 raise ValueError(f"budget={budget} is too small for the range test (up to "
-                                 f"{RANGE_MAX_LRS} LRs x {n_seeds} seed(s), runs of at least "
+                                 f"{max_lrs} LRs x {n_seeds} seed(s), runs of at least "
                                  f"{shortest} iterations, at most {range_fraction:g} of it): "
                                  f"give at least {need}, or bounds or warm_start")
 
@@ -995,7 +1025,7 @@ def tune(
         step: RangeCandidates | None = None
         if run_range:
             range_result = fix_range_test(base, iters=rt_iters, seeds=seed_list,
-                                          train_fn=session.range_train)
+                                          mantissas=mantissas, train_fn=session.range_train)
             warnings += [f"range test: {w}" for w in range_result.warnings]
             good = range_result.good_range
         if good is not None:
@@ -1005,7 +1035,7 @@ def tune(
                 probe=_prober(session, range_result, rt_iters * n_seeds)
                 if range_result is not None else None,
                 probe_cost=rt_iters * n_seeds, others=[c.policy for c in candidates],
-                eta=eta, min_iters=min_iters, seeds=n_seeds, fill=fill)
+                eta=eta, min_iters=min_iters, seeds=n_seeds, fill=fill, mantissas=mantissas)
             candidates += step.candidates
             up, probed = step.above_lr, step.above_probe
             if step.why_not and above_range is True:
@@ -1063,7 +1093,7 @@ def tune(
         recommendations=tuple(recs), wall_time=time.perf_counter() - t_start,
         warnings=tuple(warnings), lookup=looked, warm_start_source=warm_source, prior=prior,
         notes=tuple(notes), low_rungs=low_rungs, fill=fill, above_range=above_range,
-        above_lr=up, above_probe=probed, runs=tuple(session.results),
+        above_lr=up, above_probe=probed, mantissas=mantissas, runs=tuple(session.results),
     )
 
 
