@@ -20,7 +20,8 @@ k full-length runs can expect to do about as well at best. With k = n // 4 (25% 
 iterations, the issue's cost target), a ``gap_k`` over 0.3 points would put the issue's first
 target out of reach of any method at that cost under that scoring. ``--in-sample`` ranks by
 the mean over all reps instead (rep r included: an optimistic oracle). The file's ``tune cold``
-rows are shown beside the oracle (by default k is 1, tune's number of finalists, and n // 4).
+rows are shown beside the oracle (by default k is 1, tune's number of finalists, and n // 4), and
+those of other files with the same candidates (``--also``, e.g. tune with another ``--eta``).
 
 Usage::
 
@@ -36,7 +37,7 @@ import json
 import statistics
 import sys
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from bench_tuning import best_top1, rep_seeds, run_jobs
 
@@ -71,11 +72,34 @@ def oracle_gaps(scores: list[list[float]], ks: list[int], in_sample: bool = Fals
     return out
 
 
+class TunePoint(NamedTuple):
+    """tune cold's rows of one bench file against the grid: per rep its gap to the grid's
+    maximum, its mean spend and its numbers of finalists."""
+
+    label: str
+    gaps: list[float]
+    spent: float
+    finalists: list[int]
+
+
+def tune_point(label: str, bench: dict[str, Any], reps: list[int], grid_max: list[float]
+               ) -> TunePoint | None:
+    """The :class:`TunePoint` of ``bench``'s ``tune cold`` rows (None without any)."""
+    rows = {row["rep"]: row for row in bench["rows"].get("tune cold", [])}
+    gaps = [m - rows[r]["found"] for r, m in zip(reps, grid_max) if r in rows]
+    if not gaps:
+        return None
+    finalists = sorted({len(row["rungs"][-1]["candidates"]) for row in rows.values()
+                        if row.get("rungs")})
+    return TunePoint(label, gaps, statistics.fmean(row["iters"] for row in rows.values()),
+                     finalists)
+
+
 def plot_gaps(path: str, scores: list[list[float]], n: int, run_cost: int,
-              tune_rows: dict[int, dict[str, Any]], tune_gap: list[float], *, title: str,
-              in_sample: bool) -> None:
+              points: list[TunePoint], *, title: str, in_sample: bool) -> None:
     """The oracle's mean gap (± std over reps) for k = 1 .. n // 4 finalists against the share
-    of the grid's iterations, tune's mean gap at its share, and the issue's 0.3 target."""
+    of the grid's iterations, each tune point's mean gap at its share, and the issue's 0.3
+    target."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -89,13 +113,12 @@ def plot_gaps(path: str, scores: list[list[float]], n: int, run_cost: int,
     share = [k / n for k in ks]
     ax.errorbar(share, mean, yerr=sd, marker="o", capsize=3, label="oracle: the k best policies, "
                 "each trained once (k = 1, 2, ...)")
-    if tune_gap:
-        spent = statistics.fmean(row["iters"] for row in tune_rows.values())
-        finalists = sorted({len(row["rungs"][-1]["candidates"]) for row in tune_rows.values()})
-        ax.errorbar([spent / (n * run_cost)], [100 * statistics.fmean(tune_gap)],
-                    yerr=[100 * statistics.stdev(tune_gap) if len(tune_gap) > 1 else 0.0],
-                    marker="s", color="C3", capsize=3,
-                    label=f"tune cold ({'/'.join(map(str, finalists))} finalists at full length)")
+    for i, pt in enumerate(points):
+        ax.errorbar([pt.spent / (n * run_cost)], [100 * statistics.fmean(pt.gaps)],
+                    yerr=[100 * statistics.stdev(pt.gaps) if len(pt.gaps) > 1 else 0.0],
+                    marker="sD^v"[i % 4], color=f"C{3 + i}", capsize=3,
+                    label=f"{pt.label} ({'/'.join(map(str, pt.finalists))} finalists at full "
+                          f"length)")
     ax.axhline(0.3, color="grey", ls="--", lw=1, label="target: within 0.3 points")
     ax.set_xlabel("share of the grid's training iterations")
     ax.set_ylabel("gap to the grid's found top-1 (points)")
@@ -122,6 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--plot", default=None,
                     help="plot the gap against the share of the grid's iterations here (every k "
                          "from 1 to n // 4 and tune's point)")
+    ap.add_argument("--also", action="append", default=[], metavar="LABEL=FILE",
+                    help="tune cold's rows of another bench_tuning --json file with the same "
+                         "candidates and reps (e.g. 'tune --eta 5=eta5.json'), shown too; "
+                         "repeatable")
     ap.add_argument("--scores", default=None,
                     help="an earlier --json of this script for the same file: its score matrix "
                          "instead of training")
@@ -133,9 +160,18 @@ def main(argv: list[str] | None = None) -> int:
     grid_rows = bench["rows"]["grid"]
     reps = [row["rep"] for row in grid_rows]
     n = len(policies)
-    tune_rows = {row["rep"]: row for row in bench["rows"].get("tune cold", [])}
-    finalists = {len(row["rungs"][-1]["candidates"]) for row in tune_rows.values()
-                 if row.get("rungs")}
+    others: list[tuple[str, dict[str, Any]]] = []
+    for item in args.also:
+        label, sep, path = item.rpartition("=")
+        if not sep or not label:
+            ap.error(f"--also: expected LABEL=FILE, got {item!r}")
+        with open(path) as fh:
+            other = json.load(fh)
+        if other["candidates"] != policies or int(other.get("seeds_per_run", 1)) != per_run:
+            ap.error(f"--also {path}: other candidates or seeds per run than {args.bench_json}")
+        others.append((label, other))
+    finalists = {len(row["rungs"][-1]["candidates"])
+                 for row in bench["rows"].get("tune cold", []) if row.get("rungs")}
     ks = ([int(k) for k in args.k.split(",")] if args.k else sorted({1, *finalists, n // 4}))
     if not ks or min(ks) < 1 or max(ks) > n:
         ap.error(f"--k: finalist counts must be in 1..{n}, got {args.k!r}")
@@ -160,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     mismatches = [(r, row["found"], m) for r, row, m in zip(reps, grid_rows, grid_max)
                   if abs(row["found"] - m) > 1e-9]
     gaps = oracle_gaps(scores, ks, in_sample=args.in_sample)
-    tune_gap = [m - tune_rows[r]["found"] for r, m in zip(reps, grid_max) if r in tune_rows]
+    points = [pt for pt in (tune_point(label, b, reps, grid_max)
+                            for label, b in [("tune cold", bench), *others]) if pt is not None]
 
     def pts(xs: list[float]) -> str:
         sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
@@ -175,12 +212,11 @@ def main(argv: list[str] | None = None) -> int:
           "grid's found top-1 (points, mean ± std over reps) |\n|---|---:|---:|---:|")
     for k in ks:
         print(f"| oracle: the {k} best by {ranking} | {k} | {k / n:.1%} | {pts(gaps[k])} |")
-    if tune_gap:
-        spent = statistics.fmean(row["iters"] for row in tune_rows.values())
-        print(f"| tune cold (the file's) | - | {spent / (n * task.max_iters * per_run):.1%} | "
-              f"{pts(tune_gap)} |")
+    for pt in points:
+        print(f"| {pt.label} | {'/'.join(map(str, pt.finalists))} finalists | "
+              f"{pt.spent / (n * task.max_iters * per_run):.1%} | {pts(pt.gaps)} |")
     if args.plot:
-        plot_gaps(args.plot, scores, n, task.max_iters * per_run, tune_rows, tune_gap,
+        plot_gaps(args.plot, scores, n, task.max_iters * per_run, points,
                   title=f"{task.dataset}/{task.model}, {len(reps)} reps, {per_run} seed(s) per "
                         f"run: the grid's found top-1 against an oracle's",
                   in_sample=args.in_sample)
@@ -190,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
             json.dump({"bench_json": args.bench_json, "candidates": policies, "reps": reps,
                        "seeds_per_run": per_run, "scores": scores, "grid_max": grid_max,
                        "mismatches": mismatches, "in_sample": args.in_sample,
-                       "gaps": {str(k): v for k, v in gaps.items()}, "tune_gap": tune_gap,
+                       "gaps": {str(k): v for k, v in gaps.items()},
+                       "tune": {pt.label: pt.gaps for pt in points},
                        "wall_s": wall}, fh, indent=1)
     return 0
 

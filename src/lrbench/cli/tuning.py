@@ -476,7 +476,9 @@ def tune_command(
     options = executor_options(executor, address, cpus_per_run, gpus_per_run)
     t = get_task(task)
     pair = _bounds(bounds) if bounds is not None else None
-    mantissas = {"mantissas": _grid(grid)} if grid is not None else {}
+    from lrbench.tuning.rangetest import DEFAULT_MANTISSAS
+
+    mantissas = _grid(grid) if grid is not None else DEFAULT_MANTISSAS
 
     store = None
     if db is not None:
@@ -491,7 +493,7 @@ def tune_command(
                       progress=not as_json, executor=executor.strip().lower(),
                       executor_options=options, low_rungs=rung_mode,  # type: ignore[arg-type]
                       fill=not no_fill, above_range="auto" if above_range is None else above_range,
-                      **mantissas)
+                      mantissas=mantissas)
     except ValueError as e:
         fail(_tune_flags(" ".join(str(e).split())))
     finally:
