@@ -172,7 +172,10 @@ def main(argv: list[str] | None = None) -> int:
         others.append((label, other))
     finalists = {len(row["rungs"][-1]["candidates"])
                  for row in bench["rows"].get("tune cold", []) if row.get("rungs")}
-    ks = ([int(k) for k in args.k.split(",")] if args.k else sorted({1, *finalists, n // 4}))
+    try:
+        ks = ([int(k) for k in args.k.split(",")] if args.k else sorted({1, *finalists, n // 4}))
+    except ValueError:
+        ks = []
     if not ks or min(ks) < 1 or max(ks) > n:
         ap.error(f"--k: finalist counts must be in 1..{n}, got {args.k!r}")
     over = {k: v for k, v in (("max_iters", args.iters), ("eval_every", args.eval_every))
