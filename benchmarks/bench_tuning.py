@@ -64,13 +64,17 @@ from lrbench.store import Store
 from lrbench.tasks import Task, get_task
 from lrbench.trainer import train
 from lrbench.tuning.optuna_bridge import run_optuna
-from lrbench.tuning.rangetest import DEFAULT_MANTISSAS, fix_range_test, probe_fix
+from lrbench.tuning.rangetest import (
+    DEFAULT_MANTISSAS,
+    check_mantissas,
+    fix_range_test,
+    probe_fix,
+)
 from lrbench.tuning.recommend import recommend
 from lrbench.tuning.tune import (
     DEFAULT_ETA,
     default_min_iters,
     range_candidates,
-    range_max_lrs,
     range_test_iters,
     tune,
 )
@@ -238,8 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     warm_budget = args.warm_budget or args.budget // 2
     above_range = ABOVE_RANGE[args.above_range]
     try:
-        mantissas = tuple(sorted({float(m) for m in args.grid.split(",")}))
-        range_max_lrs(mantissas)
+        mantissas = check_mantissas([float(m) for m in args.grid.split(",")])
     except ValueError:
         ap.error(f"--grid: expected mantissas in [1, 10) separated by commas, got {args.grid!r}")
     if args.eta < 2:

@@ -82,6 +82,12 @@ class TunePoint(NamedTuple):
     finalists: list[int]
 
 
+def finalists(bench: dict[str, Any]) -> list[int]:
+    """The numbers of finalists (top-rung candidates) of ``bench``'s ``tune cold`` rows."""
+    return sorted({len(row["rungs"][-1]["candidates"])
+                   for row in bench["rows"].get("tune cold", []) if row.get("rungs")})
+
+
 def tune_point(label: str, bench: dict[str, Any], reps: list[int], grid_max: list[float]
                ) -> TunePoint | None:
     """The :class:`TunePoint` of ``bench``'s ``tune cold`` rows (None without any)."""
@@ -89,10 +95,8 @@ def tune_point(label: str, bench: dict[str, Any], reps: list[int], grid_max: lis
     gaps = [m - rows[r]["found"] for r, m in zip(reps, grid_max) if r in rows]
     if not gaps:
         return None
-    finalists = sorted({len(row["rungs"][-1]["candidates"]) for row in rows.values()
-                        if row.get("rungs")})
     return TunePoint(label, gaps, statistics.fmean(row["iters"] for row in rows.values()),
-                     finalists)
+                     finalists(bench))
 
 
 def plot_gaps(path: str, scores: list[list[float]], n: int, run_cost: int,
@@ -170,10 +174,9 @@ def main(argv: list[str] | None = None) -> int:
         if other["candidates"] != policies or int(other.get("seeds_per_run", 1)) != per_run:
             ap.error(f"--also {path}: other candidates or seeds per run than {args.bench_json}")
         others.append((label, other))
-    finalists = {len(row["rungs"][-1]["candidates"])
-                 for row in bench["rows"].get("tune cold", []) if row.get("rungs")}
     try:
-        ks = ([int(k) for k in args.k.split(",")] if args.k else sorted({1, *finalists, n // 4}))
+        ks = ([int(k) for k in args.k.split(",")] if args.k
+              else sorted({1, *finalists(bench), n // 4}))
     except ValueError:
         ks = []
     if not ks or min(ks) < 1 or max(ks) > n:

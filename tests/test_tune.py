@@ -50,7 +50,7 @@ from lrbench.tuning.tune import (
     range_test_iters,
     tune,
 )
-from lrbench.tuning.rangetest import lr_grid
+from lrbench.tuning.rangetest import check_mantissas, lr_grid
 
 TASK = get_task("digits-mlp")  # max_iters 1000, eval_every 50
 EPOCH = 42  # digits: 1347 training samples // batch 32
@@ -723,6 +723,7 @@ def test_range_test_size_follows_its_grid():
     assert RANGE_MAX_LRS == range_max_lrs() == len(lr_grid()) + 2 * 2 == 13
     assert range_max_lrs((1, 2, 5)) == len(lr_grid(mantissas=(1, 2, 5))) + 2 * 3 == 19
     assert range_max_lrs((5, 1, 2, 2.0)) == 19 and range_max_lrs((1,)) == 5 + 2
+    assert check_mantissas((5, 1, 2, 2.0)) == (1.0, 2.0, 5.0)  # what tune reports and runs
     # 20% of 6,000 over 19 LRs; 5 epochs (210) caps the powers of 10's 1,200 // 7 = 171
     assert range_test_iters(6000, epoch=EPOCH, full=1000, mantissas=(1, 2, 5)) == 1200 // 19
     assert range_test_iters(6000, epoch=EPOCH, full=1000, mantissas=(1,)) == 1200 // 7

@@ -466,6 +466,7 @@ def tune_command(
                          ("--min-iters", min_iters, 1), ("--threads", threads, 1)):
         if v is not None and v < low:
             fail(f"{flag} must be >= {low}, got {v}")
+    from lrbench.tuning.rangetest import DEFAULT_MANTISSAS
     from lrbench.tuning.tune import LOW_RUNGS, tune
 
     rung_mode = low_rungs.strip().lower()
@@ -476,8 +477,6 @@ def tune_command(
     options = executor_options(executor, address, cpus_per_run, gpus_per_run)
     t = get_task(task)
     pair = _bounds(bounds) if bounds is not None else None
-    from lrbench.tuning.rangetest import DEFAULT_MANTISSAS
-
     mantissas = _grid(grid) if grid is not None else DEFAULT_MANTISSAS
 
     store = None

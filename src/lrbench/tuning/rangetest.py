@@ -74,6 +74,7 @@ __all__ = [
     "FixPoint",
     "FixRangeResult",
     "SmithRangeResult",
+    "check_mantissas",
     "exponential_lrs",
     "fix_range_test",
     "good_fix_range",
@@ -150,6 +151,25 @@ def _finite_or_none(x: Any) -> Any:
 
 
 # -- the grids and the math ---------------------------------------------------------------------
+def check_mantissas(mantissas: Iterable[float]) -> tuple[float, ...]:
+    """The distinct ``mantissas`` of an LR grid, each a number in ``[1, 10)``, as sorted floats;
+    ValueError naming ``mantissas`` otherwise.
+
+    >>> check_mantissas((5, 1, 2, 2.0))
+    (1.0, 2.0, 5.0)
+    """
+    if isinstance(mantissas, (str, bytes)) or not isinstance(mantissas, Iterable):
+        raise ValueError(f"mantissas must be a list of numbers in [1, 10), got {mantissas!r}")
+    ms = set()
+    for m in mantissas:
+        if isinstance(m, bool) or not isinstance(m, numbers.Real) or not 1 <= float(m) < 10:
+            raise ValueError(f"mantissas must be numbers in [1, 10), got {m!r}")
+        ms.add(float(m))
+    if not ms:
+        raise ValueError("mantissas must hold at least one number in [1, 10)")
+    return tuple(sorted(ms))
+
+
 def lr_grid(
     min_lr: float = FIX_MIN_LR,
     max_lr: float = FIX_MAX_LR,
@@ -165,15 +185,7 @@ def lr_grid(
     (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
     """
     lo, hi = _lr_pair(min_lr, max_lr, "min_lr", "max_lr")
-    if isinstance(mantissas, (str, bytes)) or not isinstance(mantissas, Iterable):
-        raise ValueError(f"mantissas must be a list of numbers in [1, 10), got {mantissas!r}")
-    ms = []
-    for m in mantissas:
-        if isinstance(m, bool) or not isinstance(m, numbers.Real) or not 1 <= float(m) < 10:
-            raise ValueError(f"mantissas must be numbers in [1, 10), got {m!r}")
-        ms.append(float(m))
-    if not ms:
-        raise ValueError("mantissas must hold at least one number in [1, 10)")
+    ms = check_mantissas(mantissas)
     out = set()
     for e in range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1):
         for m in ms:

@@ -105,6 +105,7 @@ from lrbench.tuning.rangetest import (
     FixRangeResult,
     _seeds,
     _whole,
+    check_mantissas,
     fix_range_test,
     lr_grid,
     probe_fix,
@@ -156,7 +157,7 @@ def range_max_lrs(mantissas: Sequence[float] = DEFAULT_MANTISSAS) -> int:
     >>> range_max_lrs(), range_max_lrs((1, 2, 5))
     (13, 19)
     """
-    return len(lr_grid(mantissas=mantissas)) + DEFAULT_EXTEND * len(set(mantissas))
+    return len(lr_grid(mantissas=mantissas)) + DEFAULT_EXTEND * len(check_mantissas(mantissas))
 
 
 #: the most LRs the range test can try with the paper's grid (1x and 3x per decade)
@@ -322,9 +323,10 @@ class TuneResult:
     test included, <= ``budget``), the ``range_test`` (None when skipped), the ``bounds`` the
     candidates came from, the ``candidates``, the ``plan`` and the ``rungs`` as they ran.
     ``low_rungs`` and ``fill``: how the rungs ran; ``mantissas``: the range test's LRs per
-    decade; ``above_range``: True, False or 'auto' (:func:`tune`'s arguments), ``above_lr`` the peak LR of the candidates above the good range
-    (None when none were added), ``above_probe`` the FIX point probed for it (:func:`find_above_lr`;
-    None when no probe ran).
+    decade; ``above_range``: True, False or 'auto' (:func:`tune`'s arguments), ``above_lr``
+    the peak LR of the candidates above the good range (None when none were added),
+    ``above_probe`` the FIX point probed for it (:func:`find_above_lr`; None when no probe
+    ran).
     ``lookup``: whether the database was asked (step 1); ``warm_start_source``: 'warm_start'
     (the caller's), 'database' (the lookup's, described by ``prior``) or None; ``notes``: what
     was done, in words (``warnings``: what went wrong or was cut short).
@@ -955,8 +957,8 @@ def tune(
         raise ValueError(f"fill must be True or False, got {fill!r}")
     if not (isinstance(above_range, bool) or above_range == "auto"):
         raise ValueError(f"above_range must be True, False or 'auto', got {above_range!r}")
-    max_lrs = range_max_lrs(mantissas)  # validates them
-    mantissas = tuple(sorted({float(m) for m in mantissas}))
+    mantissas = check_mantissas(mantissas)
+    max_lrs = range_max_lrs(mantissas)
     if budget < n_seeds:
         raise ValueError(f"budget must be at least one iteration per seed ({n_seeds}), "
                          f"got {budget}")
