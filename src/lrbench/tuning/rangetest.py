@@ -160,7 +160,7 @@ def check_mantissas(mantissas: Iterable[float]) -> tuple[float, ...]:
     """
     if isinstance(mantissas, (str, bytes)) or not isinstance(mantissas, Iterable):
         raise ValueError(f"mantissas must be a list of numbers in [1, 10), got {mantissas!r}")
-    ms = set()
+    ms: set[float] = set()
     for m in mantissas:
         if isinstance(m, bool) or not isinstance(m, numbers.Real) or not 1 <= float(m) < 10:
             raise ValueError(f"mantissas must be numbers in [1, 10), got {m!r}")
