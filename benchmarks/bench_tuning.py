@@ -10,7 +10,8 @@ sampler's seed is r; with ``--seeds-per-run K`` > 1 every evaluation trains the 
       FIX range its range test found in rep 0; 28 on digits) at full length, seed r. Its cost is the
       sum of the iterations trained (the range test that made the candidates is not counted).
 (ii)  **tune cold**: ``tune("digits-mlp", BUDGET, seeds=[r])`` (range test included in the
-      budget), defaults eta=3, low_rungs='rescaled', fill=True (``--low-rungs prefix`` and
+      budget), tune's defaults (eta=5, the range test's grid 'auto', low_rungs='rescaled',
+      fill=True; ``--eta`` and ``--grid`` choose others, ``--low-rungs prefix`` and
       ``--no-fill`` for the ablation in docs/results/tuning.md; ``--above-range auto|on|off``
       for above_range, default auto as tune's: the grid's candidates follow tune's at the
       budget given, so with auto they include those above the range when tune's do).
@@ -73,6 +74,7 @@ from lrbench.tuning.rangetest import (
 from lrbench.tuning.recommend import recommend
 from lrbench.tuning.tune import (
     DEFAULT_ETA,
+    choose_mantissas,
     default_min_iters,
     range_candidates,
     range_test_iters,
@@ -83,6 +85,8 @@ METHODS = ("grid", "tune cold", "tune warm", "optuna tpe+hb", "random")
 #: --above-range's choices as tune's above_range
 ABOVE_RANGE: dict[str, bool | str] = {"auto": "auto", "on": True, "off": False}
 RETRAIN_SEEDS = (0, 1, 2)
+#: the eta of --json files written before the file recorded it (tune's default until then)
+OLD_ETA = 3
 
 
 def best_top1(result: Any) -> float:
@@ -224,9 +228,11 @@ def main(argv: list[str] | None = None) -> int:
                          "off")
     ap.add_argument("--eta", type=int, default=DEFAULT_ETA,
                     help="tune's halving factor (lrbench tune --eta)")
-    ap.add_argument("--grid", default="1,3",
-                    help="tune's range-test LRs per decade (mantissas; lrbench tune --grid), "
-                         "e.g. 1,3 (default) or 1,2,5; the grid's candidates follow")
+    ap.add_argument("--grid", default="auto",
+                    help="tune's range-test LRs per decade (mantissas; lrbench tune --grid): "
+                         "auto (default, as tune's: 1,2,5 when the budget gives its runs at "
+                         "least --min-iters, else 1,3), or e.g. 1,3 or 1,2,5; the grid's "
+                         "candidates follow")
     ap.add_argument("--methods", default=",".join(METHODS),
                     help="the methods to run (comma-separated); the others come from --reuse")
     ap.add_argument("--reuse", default=None,
@@ -241,17 +247,24 @@ def main(argv: list[str] | None = None) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warm_budget = args.warm_budget or args.budget // 2
     above_range = ABOVE_RANGE[args.above_range]
-    try:
-        mantissas = check_mantissas([float(m) for m in args.grid.split(",")])
-    except ValueError:
-        ap.error(f"--grid: expected mantissas in [1, 10) separated by commas, got {args.grid!r}")
     if args.eta < 2:
         ap.error(f"--eta must be >= 2, got {args.eta}")
-    tune_options = {"low_rungs": args.low_rungs, "fill": not args.no_fill,
-                    "above_range": above_range, "mantissas": mantissas, "eta": args.eta}
     over = {k: v for k, v in (("max_iters", args.iters), ("eval_every", args.eval_every))
             if v is not None}
     target, other = get_task(args.target, **over), get_task(args.other)
+    if args.grid.strip().lower() == "auto":  # what tune cold's 'auto' picks at --budget
+        epoch = load_dataset(target.dataset).info.iters_per_epoch(target.batch_size)
+        mantissas = choose_mantissas(args.budget, epoch=epoch, full=target.max_iters,
+                                     min_iters=args.min_iters or default_min_iters(epoch),
+                                     seeds=args.seeds_per_run)
+    else:
+        try:
+            mantissas = check_mantissas([float(m) for m in args.grid.split(",")])
+        except ValueError:
+            ap.error(f"--grid: expected auto or mantissas in [1, 10) separated by commas, got "
+                     f"{args.grid!r}")
+    tune_options = {"low_rungs": args.low_rungs, "fill": not args.no_fill,
+                    "above_range": above_range, "mantissas": mantissas, "eta": args.eta}
     name = args.target + (f" ({target.max_iters} iterations)" if over else "")
     if args.first_rep < 0:
         ap.error(f"--first-rep must be >= 0, got {args.first_rep}")
@@ -276,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
         if tuple(old.get("mantissas", DEFAULT_MANTISSAS)) != mantissas:
             ap.error(f"--reuse {args.reuse} ran with --grid "
                      f"{','.join(f'{m:g}' for m in old.get('mantissas', DEFAULT_MANTISSAS))}, "
-                     f"not {args.grid}: its candidates are not this run's")
+                     f"not {','.join(f'{m:g}' for m in mantissas)}: its candidates are not "
+                     f"this run's")
     elif len(run) < len(METHODS):
         ap.error("running only some methods needs --reuse FILE for the others")
     old_rows = {m: {r["rep"]: r for r in old.get("rows", {}).get(m, [])} for m in METHODS}
@@ -290,8 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     if old:
         cands, warm_policies = old["candidates"], old["warm_start"]
         log(f"{len(cands)} candidates and the warm-start policies from {args.reuse}")
-        if old.get("eta", DEFAULT_ETA) != args.eta and our_candidates() != cands:
-            ap.error(f"--reuse {args.reuse} ran with --eta {old.get('eta', DEFAULT_ETA)}, and "
+        if old.get("eta", OLD_ETA) != args.eta and our_candidates() != cands:
+            ap.error(f"--reuse {args.reuse} ran with --eta {old.get('eta', OLD_ETA)}, and "
                      f"with --eta {args.eta} tune's candidates differ from its")
     else:
         cands = our_candidates()

@@ -42,6 +42,7 @@ from lrbench.tuning.tune import (
     RANGE_MAX_LRS,
     above_fits,
     above_lr,
+    choose_mantissas,
     find_above_lr,
     lookup_skips,
     midpoint_lr,
@@ -124,8 +125,13 @@ def trained_candidates(fake: Fake, candidates, full: int = TASK.max_iters) -> se
 
 
 def fake_tune(budget, fake=None, **kwargs):
+    """tune with the fake trainer. The tests of its mechanics pin eta 3 and the paper's grid,
+    the settings their figures were worked out with; tune's defaults have their own tests
+    (``tune_defaults``)."""
     kwargs.setdefault("epoch_iters", EPOCH)
     kwargs.setdefault("progress", False)
+    kwargs.setdefault("eta", 3)
+    kwargs.setdefault("mantissas", (1, 3))
     fake = fake if fake is not None else Fake()
     return tune(kwargs.pop("task", TASK), budget, evaluate=fake, **kwargs), fake
 
@@ -377,12 +383,12 @@ def test_above_range_auto_counts_the_probe_before_deciding():
     for budget in range(5000, 9001, 50):
         r, fake = fake_tune(budget, Fake(diverge_from=0.3))
         left = budget - r.range_test.iterations_spent
-        fits = above_fits(28, 27, 1000, left - r.range_test.iters, min_iters=21)[0]
+        fits = above_fits(28, 27, 1000, left - r.range_test.iters, min_iters=21, eta=3)[0]
         probed = [c for c in fake.calls if c[1] == "FIX(k0=0.17)"]
         assert (len(r.candidates) == 55) == fits == (r.above_lr == 0.17)
         assert bool(probed) == fits == (r.above_probe is not None)
         assert r.iterations_spent == sum(fake.trained) <= budget
-        edge += above_fits(28, 27, 1000, left, min_iters=21)[0] and not fits
+        edge += above_fits(28, 27, 1000, left, min_iters=21, eta=3)[0] and not fits
     assert edge  # budgets where the 55 would fit but for the probe: left out
 
 
@@ -424,22 +430,23 @@ def test_range_candidates_counts_the_warm_start_once():
 def test_above_fits():
     full = 1000
     plan = plan_rungs(55, full, 6037, eta=3, min_iters=21)
-    assert plan[-1].iters == full and above_fits(28, 27, full, 6037, min_iters=21) == (True, "")
+    assert plan[-1].iters == full and above_fits(28, 27, full, 6037, min_iters=21, eta=3) \
+        == (True, "")
     # the rule is plan_rungs': full length and every candidate tried, for any budget
     for left in range(0, 20_000, 250):
         plan = plan_rungs(55, full, left, eta=3, min_iters=21) if left > 0 else ()
-        ok, why = above_fits(28, 27, full, left, min_iters=21)
+        ok, why = above_fits(28, 27, full, left, min_iters=21, eta=3)
         assert ok == bool(plan and plan[-1].iters == full and plan[0].candidates == 55)
         assert (why == "") == ok
         if not ok:
             assert why.startswith("left out the 27 candidates above the good FIX range: ")
             assert why.endswith("(above_range=True adds them anyway)")
-    assert "would not pay for a rung" in above_fits(28, 27, full, 0)[1]
-    assert "would try 20 of 55 candidates" in above_fits(28, 27, full, 20, min_iters=1)[1]
+    assert "would not pay for a rung" in above_fits(28, 27, full, 0, eta=3)[1]
+    assert "would try 20 of 55 candidates" in above_fits(28, 27, full, 20, min_iters=1, eta=3)[1]
     # more seeds cost more: what fits for 1 seed need not for 3
-    assert above_fits(28, 27, full, 7000, min_iters=21)[0]
-    assert not above_fits(28, 27, full, 7000, min_iters=21, seeds=3)[0]
-    assert above_fits(28, 27, full, 21_000, min_iters=21, seeds=3)[0]
+    assert above_fits(28, 27, full, 7000, min_iters=21, eta=3)[0]
+    assert not above_fits(28, 27, full, 7000, min_iters=21, seeds=3, eta=3)[0]
+    assert above_fits(28, 27, full, 21_000, min_iters=21, seeds=3, eta=3)[0]
 
 
 @pytest.mark.parametrize("kwargs, name", [
@@ -748,7 +755,7 @@ def test_tune_runs_its_range_test_on_the_grid_given():
     hi = rt.good_range[1]
     nxt = next(lr for lr in lr_grid(mantissas=fine) if lr > hi)
     assert r.above_lr == nxt and nxt == next(p.lr for p in rt.points if p.lr > hi)
-    # the paper's grid, by default
+    # the paper's grid (fake_tune pins it; tune's default is 'auto', tested below)
     plain, fake = fake_tune(6000, above_range=True)
     assert plain.mantissas == (1.0, 3.0) and plain.to_dict()["mantissas"] == [1.0, 3.0]
     assert [parse(p).params["k0"] for _, p, _ in fake.calls[:len(plain.range_test.points)]] \
@@ -762,6 +769,63 @@ def test_tune_runs_its_range_test_on_the_grid_given():
     with pytest.raises(ValueError, match=r"budget=1500 is too small for the range test \(up to "
                                          r"19 LRs"):
         fake_tune(1500, mantissas=fine)
+
+
+def tune_defaults(budget, fake=None, **kwargs):
+    """tune with the fake trainer and tune's own defaults for eta and mantissas."""
+    fake = fake if fake is not None else Fake()
+    return tune(TASK, budget, evaluate=fake, epoch_iters=EPOCH, progress=False, **kwargs), fake
+
+
+def range_lrs(result, fake):
+    return [parse(p).params["k0"] for _, p, _ in fake.calls[:len(result.range_test.points)]]
+
+
+def test_choose_mantissas_takes_the_finer_grid_when_its_runs_are_long_enough():
+    fine, paper = (1.0, 2.0, 5.0), (1.0, 3.0)
+    kw = dict(epoch=EPOCH, full=1000, min_iters=21)
+    # the finer grid's 19 runs get int(0.2 * budget) // 19 iterations: 21 from 1,995 on
+    assert range_test_iters(1995, epoch=EPOCH, full=1000, mantissas=fine) == 21
+    assert choose_mantissas(1995, **kw) == fine and choose_mantissas(1990, **kw) == paper
+    # two seeds halve each run: the threshold doubles
+    assert choose_mantissas(3990, seeds=2, **kw) == fine
+    assert choose_mantissas(3980, seeds=2, **kw) == paper
+    # a smaller share of the budget raises it; a task shorter than min_iters lowers it
+    assert choose_mantissas(1995, fraction=0.1, **kw) == paper
+    assert choose_mantissas(400, epoch=EPOCH, full=4, min_iters=21) == fine  # 4-iteration runs
+    for budget in range(500, 20_000, 37):
+        got = choose_mantissas(budget, **kw)
+        assert got == (fine if range_test_iters(budget, epoch=EPOCH, full=1000,
+                                                mantissas=fine) >= 21 else paper)
+
+
+def test_tune_defaults_eta_5_and_the_grid_the_budget_pays_for():
+    fine = (1.0, 2.0, 5.0)
+    # 6,000: each of the finer grid's runs gets 63 iterations (>= min_iters 21): 1, 2, 5
+    r, fake = tune_defaults(6000)
+    assert r.eta == 5 and r.mantissas == fine and r.to_dict()["mantissas"] == [1.0, 2.0, 5.0]
+    assert range_lrs(r, fake) == list(lr_grid(mantissas=fine)) and r.range_test.iters == 63
+    left = 6000 - r.range_iterations
+    assert r.plan == plan_rungs(len(r.candidates), 1000, left, eta=5, min_iters=21, fill=True)
+    assert r.plan != plan_rungs(len(r.candidates), 1000, left, eta=3, min_iters=21, fill=True)
+    # the defaults are exactly eta=5 with the finer grid given by hand: the same runs
+    same, again = tune_defaults(6000, eta=5, mantissas=(1, 2, 5))
+    assert again.calls == fake.calls and same.recommendations == r.recommendations
+    assert r.iterations_spent == sum(fake.trained) <= 6000
+    # with min_iters 50 they would be 42: the paper's grid, each run 92 iterations
+    r, fake = tune_defaults(4000, min_iters=50)
+    assert r.mantissas == (1.0, 3.0) and range_lrs(r, fake) == list(lr_grid())
+    assert r.range_test.iters == 800 // 13
+    # too small even for the paper's grid: the error names its 13 LRs
+    with pytest.raises(ValueError, match=r"budget=600 is too small for the range test \(up to "
+                                         r"13 LRs"):
+        tune_defaults(600)
+    # an explicit grid or eta is kept whatever the budget
+    r, _ = tune_defaults(6000, mantissas=(1, 3), eta=3)
+    assert (r.mantissas, r.eta) == ((1.0, 3.0), 3)
+    # no range test (bounds): the paper's grid gives the LR above the range, as before
+    b, _ = tune_defaults(20_000, bounds=(0.03, 0.1), above_range=True)
+    assert b.range_test is None and b.mantissas == (1.0, 3.0) and b.above_lr == 0.3
 
 
 @settings(max_examples=40, deadline=None)
@@ -941,7 +1005,7 @@ def test_evaluate_that_overshoots_is_an_error():
     (dict(above_range=1), "above_range must be True, False or 'auto'"),
     (dict(above_range="yes"), "above_range must be True, False or 'auto'"),
     (dict(mantissas=(0.5,)), "mantissas must be numbers in"),
-    (dict(mantissas="1,3"), "mantissas must be a list"),
+    (dict(mantissas="1,3"), "mantissas must be 'auto' or a sequence of numbers"),
     (dict(mantissas=()), "mantissas must hold at least one"),
     (dict(executor="dask"), "unknown executor 'dask'"),
     (dict(executor=42), "executor must be 'local', 'ray' or an Executor"),
@@ -1125,8 +1189,10 @@ def test_cli_low_rungs_and_fill(capsys, flags, low_rungs, fill):
     d = json.loads(out)
     assert (d["low_rungs"], d["fill"]) == (low_rungs, fill)
     plan = [(g["iters"], g["candidates"]) for g in d["plan"]]
-    # 37 x 28 -> 111 x 9 -> 333 x 3 -> 1000 x 1 costs 4,034: the 2,066 left pay for 2 more
-    assert plan == [(37, 28), (111, 9), (333, 3), (1000, 3 if fill else 1)]
+    # the default eta is 5: 40 x 28 -> 200 x 5 -> 1000 x 1 costs 3,120, and the 2,980 left
+    # pay for 2 more finalists (of the 4 others the 200-iteration rung ran)
+    assert d["eta"] == 5 and d["mantissas"] == [1.0, 3.0]  # no range test: the paper's grid
+    assert plan == [(40, 28), (200, 5), (1000, 3 if fill else 1)]
     for x in d["recommendations"]:
         for ref in x["runs"]:
             want = x["policy"] if low_rungs == "prefix" else str(
@@ -1202,6 +1268,9 @@ def test_cli_above_range_with_real_training(capsys):
     (["--task", "digits-mlp", "--budget", "5000", "--grid", "1,x"], "--grid: expected mantissas"),
     (["--task", "digits-mlp", "--budget", "5000", "--grid", "0.5"],
      "--grid must be numbers in [1, 10), got 0.5"),
+    # auto (any case) falls back to the paper's grid, and 500 is too small even for that
+    (["--task", "digits-mlp", "--budget", "500", "--grid", "AUTO"],
+     "--budget=500 is too small for the range test (up to 13 LRs"),
 ])
 def test_cli_bad_input_one_line_exit_2(capsys, args, match):
     code, out, err = run_cli(capsys, "tune", *args)
@@ -1225,6 +1294,9 @@ def test_cli_json_end_to_end_in_a_subprocess(tmp_path):
     d = json.loads(proc.stdout)  # exactly one JSON object on stdout
     assert {"recommendations", "iterations_spent", "budget", "rungs", "range_test"} <= set(d)
     assert 0 < d["iterations_spent"] <= 3000 and d["budget"] == 3000
+    # the defaults: at 3,000 the finer grid's runs are 31 iterations (>= half an epoch): 1, 2, 5
+    assert d["mantissas"] == [1.0, 2.0, 5.0] and d["eta"] == 5
+    assert {0.0002, 0.0005} <= {p["lr"] for p in d["range_test"]["points"]}
     recs = d["recommendations"]
     assert recs and all({"policy", "top1", "iterations", "run_ids"} <= set(x) for x in recs)
     for x in recs:

@@ -15,7 +15,8 @@ when the test found none (every LR diverged), 2 for bad input (one line on stder
 
     lrbench tune --task PRESET --budget ITERATIONS [--goal accuracy|cost] [--target-accuracy A]
                  [--seeds K] [--eta N] [--top N] [--min-iters N] [--warm-start POLICY ...]
-                 [--bounds LO,HI] [--db URL [--no-lookup]] [--workers N] [--threads T]
+                 [--bounds LO,HI] [--grid auto|M,...] [--db URL [--no-lookup]] [--workers N]
+                 [--threads T]
                  [--data-root DIR] [--executor local|ray] [--address auto|ray://HOST:PORT]
                  [--cpus-per-run N] [--gpus-per-run N] [--json]
 
@@ -47,7 +48,7 @@ import math
 import re
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Literal, Optional
 
 import typer
 
@@ -365,8 +366,10 @@ def _tune_lines(result: Any) -> list[str]:
     rt = result.range_test
     if rt is not None and rt.good_range is not None:
         lo, hi = rt.good_range
-        lines.append(f"range test: good FIX range [{lo:g}, {hi:g}], best FIX(k0={rt.best_lr:g}); "
-                     f"{result.range_iterations:,} iterations ({rt.iters} per run)")
+        per = ", ".join(f"{m:g}" for m in result.mantissas)
+        lines.append(f"range test (LRs {per} per decade): good FIX range [{lo:g}, {hi:g}], best "
+                     f"FIX(k0={rt.best_lr:g}); {result.range_iterations:,} iterations "
+                     f"({rt.iters} per run)")
     elif result.bounds is not None:
         lo, hi = result.bounds
         lines.append(f"candidates from the given range [{lo:g}, {hi:g}]")
@@ -401,7 +404,7 @@ def tune_command(
         "--seeds", metavar="K", help="Seeds 0..K-1 per candidate (top-1 is their mean).")] = 1,
     eta: Annotated[int, typer.Option(
         "--eta", metavar="N", help="Keep the best 1/N at each rung; the next is N times longer."
-    )] = 3,
+    )] = 5,
     top: Annotated[int, typer.Option(
         "--top", metavar="N", help="How many policies to recommend.")] = 5,
     min_iters: Annotated[Optional[int], _opt(
@@ -427,8 +430,9 @@ def tune_command(
         "when the budget still trains every candidate to the full length with them.",
         show_default=False)] = None,
     grid: Annotated[Optional[str], _opt(
-        "The range test's LRs per decade (mantissas), e.g. 1,3 (default, the paper's) or 1,2,5 "
-        "(finer; each range-test run is then shorter).", "--grid", metavar="M,...")] = None,
+        "The range test's LRs per decade (mantissas), e.g. 1,3 (the paper's) or 1,2,5 (finer; "
+        "each range-test run is then shorter). Default auto: 1,2,5 when its runs are still at "
+        "least --min-iters long, else 1,3.", "--grid", metavar="auto|M,...")] = None,
     workers: Annotated[Optional[int], _opt(
         "Runs of a rung trained at once (default 1: processes; with --executor ray, what the "
         "cluster fits).", "--workers", metavar="N")] = None,
@@ -466,7 +470,6 @@ def tune_command(
                          ("--min-iters", min_iters, 1), ("--threads", threads, 1)):
         if v is not None and v < low:
             fail(f"{flag} must be >= {low}, got {v}")
-    from lrbench.tuning.rangetest import DEFAULT_MANTISSAS
     from lrbench.tuning.tune import LOW_RUNGS, tune
 
     rung_mode = low_rungs.strip().lower()
@@ -477,7 +480,8 @@ def tune_command(
     options = executor_options(executor, address, cpus_per_run, gpus_per_run)
     t = get_task(task)
     pair = _bounds(bounds) if bounds is not None else None
-    mantissas = _grid(grid) if grid is not None else DEFAULT_MANTISSAS
+    mantissas: tuple[float, ...] | Literal["auto"] = (
+        "auto" if grid is None or grid.strip().lower() == "auto" else _grid(grid))
 
     store = None
     if db is not None:

@@ -22,7 +22,11 @@ The algorithm:
    each LR run ``rt`` iterations with every seed, where ``rt`` is 5 epochs shortened so that
    even the largest grid (13 LRs; 19 with mantissas 1, 2, 5: :func:`range_max_lrs`) costs at
    most ``range_fraction`` (0.2) of the budget (a budget that leaves ``rt`` below
-   ``min_iters`` is a ValueError). Its iterations count against the budget.
+   ``min_iters`` is a ValueError). Its iterations count against the budget. By default
+   (``mantissas='auto'``, :func:`choose_mantissas`) the grid is the finer 1x, 2x and 5x per
+   decade when its runs are still at least ``min_iters`` long, else the paper's: the finer
+   grid brackets the good range more tightly, and its candidates were the better ones on
+   digits (``docs/results/tuning.md``).
 3. **Candidates** (:func:`~lrbench.tuning.candidates.generate_candidates`) from the good FIX
    range: FIX at the best LR, a warm-up + cosine composite, 7 cyclic functions with half periods
    of 2, 4 and 8 epochs, 5 decaying functions (28 in all); warm-start policies come first.
@@ -77,7 +81,7 @@ results bit for bit.
 
 >>> r = tune("digits-mlp", 7000, seeds=1, threads=1)                # doctest: +SKIP
 >>> r.iterations_spent, r.recommendations[0].policy                 # doctest: +SKIP
-(6997, 'POLY(k0=0.1, p=1.0, l=1000)')
+(6909, 'INV(k0=0.2, gamma=0.001, p=0.75)')
 """
 
 from __future__ import annotations
@@ -118,6 +122,7 @@ if TYPE_CHECKING:
     from lrbench.tuning.recommend import Recommended, SimilarTask
 
 __all__ = [
+    "FINE_MANTISSAS",
     "GOALS",
     "LOOKUP_MIN_SIMILARITY",
     "Prior",
@@ -129,6 +134,7 @@ __all__ = [
     "TuneResult",
     "above_fits",
     "above_lr",
+    "choose_mantissas",
     "default_min_iters",
     "find_above_lr",
     "lookup_skips",
@@ -143,10 +149,12 @@ GOALS: tuple[str, ...] = ("accuracy", "cost")
 LowRungs = Literal["rescaled", "prefix"]
 LOW_RUNGS: tuple[str, ...] = ("rescaled", "prefix")
 AboveRange = bool | Literal["auto"]
-DEFAULT_ETA = 3
+DEFAULT_ETA = 5
 DEFAULT_TOP = 5
 #: the range test may spend at most this share of the budget
 RANGE_FRACTION = 0.2
+#: the finer range-test grid that ``mantissas='auto'`` runs when the budget pays for it
+FINE_MANTISSAS: tuple[float, ...] = (1.0, 2.0, 5.0)
 
 
 def range_max_lrs(mantissas: Sequence[float] = DEFAULT_MANTISSAS) -> int:
@@ -445,6 +453,23 @@ def range_test_iters(budget: int, *, epoch: int, full: int, seeds: int = 1,
     return max(0, min(FIX_EPOCHS * epoch, full, share))
 
 
+def choose_mantissas(budget: int, *, epoch: int, full: int, min_iters: int, seeds: int = 1,
+                     fraction: float = RANGE_FRACTION) -> tuple[float, ...]:
+    """The range test's grid for ``mantissas='auto'``: the finer :data:`FINE_MANTISSAS` (1, 2,
+    5 per decade; up to 19 LRs) when each of its runs still gets at least ``min(min_iters,
+    full)`` iterations (:func:`range_test_iters`: the shortest run tune trains), else the
+    paper's ``(1, 3)`` (13 LRs, each run 19/13 as long).
+
+    >>> choose_mantissas(13750, epoch=42, full=1000, min_iters=21)   # 144-iteration runs
+    (1.0, 2.0, 5.0)
+    >>> choose_mantissas(3500, epoch=600, full=1000, min_iters=50)   # 36 < 50: the paper's
+    (1.0, 3.0)
+    """
+    fine = range_test_iters(budget, epoch=epoch, full=full, seeds=seeds, fraction=fraction,
+                            mantissas=FINE_MANTISSAS)
+    return FINE_MANTISSAS if fine >= min(min_iters, full) else check_mantissas(DEFAULT_MANTISSAS)
+
+
 def default_min_iters(epoch: int) -> int:
     """tune's shortest rung when ``min_iters`` is not given: half an epoch (at least 1).
 
@@ -534,7 +559,7 @@ def above_fits(n: int, n_above: int, full: int, left: int, *, eta: int = DEFAULT
     (True, '')
     >>> print(above_fits(28, 27, 1000, 4000, min_iters=21)[1])  # doctest: +NORMALIZE_WHITESPACE
     left out the 27 candidates above the good FIX range: with them the longest runs would be
-    220 of 1000 iterations (above_range=True adds them anyway)
+    625 of 1000 iterations (above_range=True adds them anyway)
     """
     plan = plan_rungs(n + n_above, full, left, eta=eta, min_iters=min_iters, seeds=seeds,
                       fill=fill) if left > 0 else ()
@@ -879,7 +904,7 @@ def tune(
     low_rungs: LowRungs = "rescaled",
     fill: bool = True,
     above_range: AboveRange = "auto",
-    mantissas: Sequence[float] = DEFAULT_MANTISSAS,
+    mantissas: Sequence[float] | Literal["auto"] = "auto",
 ) -> TuneResult:
     """Find good LR policies for ``task`` within ``budget`` training iterations (module doc).
 
@@ -902,9 +927,11 @@ def tune(
     above the good FIX range (:func:`find_above_lr`; module doc, step 3): 'auto' (default)
     when every candidate still reaches the full length with them (:func:`above_fits`), True
     always, False never. ``mantissas``: the range test's LRs per decade, ``m * 10^e`` from 1e-4
-    to 1 (:func:`~lrbench.tuning.rangetest.lr_grid`; default ``(1, 3)``, the paper's; ``(1, 2,
-    5)`` is finer: up to 19 LRs with the extensions instead of 13, so each range-test run is
-    shorter, :func:`range_max_lrs`); the LR above the good range is the grid's next one.
+    to 1 (:func:`~lrbench.tuning.rangetest.lr_grid`): ``(1, 3)`` is the paper's, ``(1, 2, 5)``
+    finer (up to 19 LRs with the extensions instead of 13, so each range-test run is shorter,
+    :func:`range_max_lrs`), and ``'auto'`` (default) runs the finer one when each of its runs
+    is still at least ``min_iters`` long (:func:`choose_mantissas`), else the paper's (the
+    paper's too without a range test); the LR above the good range is the grid's next one.
     ``progress``: True for a progress bar on stderr, or a callable taking each
     :class:`TuneEvent`. ``evaluate``: ``evaluate(task, policy, seed, target_accuracy) ->
     RunResult`` instead of training (tests, other trainers); ``task.max_iters`` is the run's
@@ -957,8 +984,14 @@ def tune(
         raise ValueError(f"fill must be True or False, got {fill!r}")
     if not (isinstance(above_range, bool) or above_range == "auto"):
         raise ValueError(f"above_range must be True, False or 'auto', got {above_range!r}")
-    mantissas = check_mantissas(mantissas)
-    max_lrs = range_max_lrs(mantissas)
+    auto_grid = isinstance(mantissas, str)
+    if isinstance(mantissas, str):
+        if mantissas != "auto":
+            raise ValueError(f"mantissas must be 'auto' or a sequence of numbers in [1, 10), "
+                             f"got {mantissas!r}")
+        grid = DEFAULT_MANTISSAS  # the paper's, unless the range test can take the finer one
+    else:
+        grid = check_mantissas(mantissas)
     if budget < n_seeds:
         raise ValueError(f"budget must be at least one iteration per seed ({n_seeds}), "
                          f"got {budget}")
@@ -994,12 +1027,17 @@ def tune(
             if prior is not None:
                 warm, warm_source = list(prior.policies), "database"
         run_range = good is None and not warm
+        if auto_grid and run_range:
+            grid = choose_mantissas(budget, epoch=epoch_iters, full=full, min_iters=min_iters,
+                                    seeds=n_seeds, fraction=float(range_fraction))
+        mantissas = grid
         rt_iters = 0
         if run_range:
             rt_iters = range_test_iters(budget, epoch=epoch_iters, full=full, seeds=n_seeds,
                                         fraction=float(range_fraction), mantissas=mantissas)
             shortest = min(min_iters, full)
             if rt_iters < shortest:
+                max_lrs = range_max_lrs(mantissas)
                 need = math.ceil(max_lrs * n_seeds * shortest / float(range_fraction))
                 raise ValueError(f"budget={budget} is too small for the range test (up to "
                                  f"{max_lrs} LRs x {n_seeds} seed(s), runs of at least "
