@@ -257,6 +257,10 @@ def _statuses(store: Store, task) -> dict[str, int]:
     return out
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _poll(store: Store, task, until, proc: subprocess.Popen, timeout: float = 90) -> dict:
     deadline = time.monotonic() + timeout
     while True:
@@ -281,9 +285,12 @@ def test_ctrl_c_keeps_finished_runs_and_a_rerun_finishes_the_rest(tmp_path):
     args = _run_args(db, policies, repeats, iters, every, workers=1)
     out, err = tmp_path / "out.txt", tmp_path / "err.txt"
     with open(out, "w") as fo, open(err, "w") as fe, Store.open(db) as store:
+        # As a terminal's foreground job, whatever this process inherited: a job started in
+        # the background by a non-interactive shell (nohup, `&`) ignores SIGINT, and a child
+        # inherits that, so without this the test would only pass when pytest runs in front.
         proc = subprocess.Popen([sys.executable, "-m", "lrbench.cli", *args], cwd=tmp_path,
                                 env=_env(tmp_path), stdout=fo, stderr=fe,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=_default_sigint)
         try:
             # One run finished and the next one just claimed: Ctrl-C lands mid-run, not in
             # the middle of a claim (one worker; a run takes far longer than the sleep).
