@@ -69,6 +69,7 @@ from lrbench.tuning.rangetest import (
     DEFAULT_MANTISSAS,
     check_mantissas,
     fix_range_test,
+    parse_mantissas,
     probe_fix,
 )
 from lrbench.tuning.recommend import recommend
@@ -259,10 +260,9 @@ def main(argv: list[str] | None = None) -> int:
                                      seeds=args.seeds_per_run)
     else:
         try:
-            mantissas = check_mantissas([float(m) for m in args.grid.split(",")])
-        except ValueError:
-            ap.error(f"--grid: expected auto or mantissas in [1, 10) separated by commas, got "
-                     f"{args.grid!r}")
+            mantissas = check_mantissas(parse_mantissas(args.grid))
+        except ValueError as e:
+            ap.error(f"--grid: auto, or {e}")
     tune_options = {"low_rungs": args.low_rungs, "fill": not args.no_fill,
                     "above_range": above_range, "mantissas": mantissas, "eta": args.eta}
     name = args.target + (f" ({target.max_iters} iterations)" if over else "")
@@ -446,8 +446,7 @@ def main(argv: list[str] | None = None) -> int:
             json.dump({"table": table, "rows": rows, "warm_start": warm_policies,
                        "candidates": cands, "seeds_per_run": args.seeds_per_run,
                        "above_range": above_range, "mantissas": list(mantissas),
-                       "eta": args.eta,
-                       "budget": args.budget,
+                       "eta": args.eta, "budget": args.budget,
                        "warm_budget": warm_budget, "wall_s": wall}, f, indent=1)
     return 0
 

@@ -799,6 +799,18 @@ def test_choose_mantissas_takes_the_finer_grid_when_its_runs_are_long_enough():
                                                 mantissas=fine) >= 21 else paper)
 
 
+def test_cli_lines_name_the_range_tests_grid():
+    from lrbench.cli.tuning import _tune_lines
+
+    r, _ = tune_defaults(6000)
+    line = next(x for x in _tune_lines(r) if x.startswith("range test"))
+    lo, hi = r.range_test.good_range
+    assert line.startswith(f"range test (LRs 1, 2, 5 per decade): good FIX range [{lo:g}, {hi:g}]")
+    assert line.endswith(f"{r.range_iterations:,} iterations ({r.range_test.iters} per run)")
+    r, _ = tune_defaults(4000, min_iters=50)
+    assert any(x.startswith("range test (LRs 1, 3 per decade)") for x in _tune_lines(r))
+
+
 def test_tune_defaults_eta_5_and_the_grid_the_budget_pays_for():
     fine = (1.0, 2.0, 5.0)
     # 6,000: each of the finer grid's runs gets 63 iterations (>= min_iters 21): 1, 2, 5

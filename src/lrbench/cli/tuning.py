@@ -79,14 +79,12 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one J
 
 
 def _grid(text: str) -> tuple[float, ...]:
-    out = []
-    for part in text.split(","):
-        try:
-            out.append(float(part))
-        except ValueError:
-            fail(f"--grid: expected mantissas in [1, 10) separated by commas, e.g. 1,3 or 1,2,5; "
-                 f"got {text!r}")
-    return tuple(out)
+    from lrbench.tuning.rangetest import parse_mantissas
+
+    try:
+        return parse_mantissas(text)
+    except ValueError as e:
+        fail(f"--grid: {e}")
 
 
 def _g(v: Any) -> str:

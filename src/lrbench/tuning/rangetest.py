@@ -79,6 +79,7 @@ __all__ = [
     "fix_range_test",
     "good_fix_range",
     "lr_grid",
+    "parse_mantissas",
     "probe_fix",
     "smith_suggestions",
     "smooth_losses",
@@ -168,6 +169,20 @@ def check_mantissas(mantissas: Iterable[float]) -> tuple[float, ...]:
     if not ms:
         raise ValueError("mantissas must hold at least one number in [1, 10)")
     return tuple(sorted(ms))
+
+
+def parse_mantissas(text: str) -> tuple[float, ...]:
+    """Mantissas written as on the command line, ``"1,2,5"``, as floats (unchecked: the range
+    is :func:`check_mantissas`'s); ValueError saying what was expected otherwise.
+
+    >>> parse_mantissas("1, 2,5")
+    (1.0, 2.0, 5.0)
+    """
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise ValueError(f"expected mantissas in [1, 10) separated by commas, e.g. 1,3 or "
+                         f"1,2,5; got {text!r}") from None
 
 
 def lr_grid(

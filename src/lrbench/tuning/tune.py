@@ -165,7 +165,8 @@ def range_max_lrs(mantissas: Sequence[float] = DEFAULT_MANTISSAS) -> int:
     >>> range_max_lrs(), range_max_lrs((1, 2, 5))
     (13, 19)
     """
-    return len(lr_grid(mantissas=mantissas)) + DEFAULT_EXTEND * len(check_mantissas(mantissas))
+    ms = check_mantissas(mantissas)
+    return len(lr_grid(mantissas=ms)) + DEFAULT_EXTEND * len(ms)
 
 
 #: the most LRs the range test can try with the paper's grid (1x and 3x per decade)
@@ -467,7 +468,7 @@ def choose_mantissas(budget: int, *, epoch: int, full: int, min_iters: int, seed
     """
     fine = range_test_iters(budget, epoch=epoch, full=full, seeds=seeds, fraction=fraction,
                             mantissas=FINE_MANTISSAS)
-    return FINE_MANTISSAS if fine >= min(min_iters, full) else check_mantissas(DEFAULT_MANTISSAS)
+    return FINE_MANTISSAS if fine >= min(min_iters, full) else DEFAULT_MANTISSAS
 
 
 def default_min_iters(epoch: int) -> int:
@@ -984,14 +985,11 @@ def tune(
         raise ValueError(f"fill must be True or False, got {fill!r}")
     if not (isinstance(above_range, bool) or above_range == "auto"):
         raise ValueError(f"above_range must be True, False or 'auto', got {above_range!r}")
-    auto_grid = isinstance(mantissas, str)
-    if isinstance(mantissas, str):
-        if mantissas != "auto":
-            raise ValueError(f"mantissas must be 'auto' or a sequence of numbers in [1, 10), "
-                             f"got {mantissas!r}")
-        grid = DEFAULT_MANTISSAS  # the paper's, unless the range test can take the finer one
-    else:
-        grid = check_mantissas(mantissas)
+    if isinstance(mantissas, str) and mantissas != "auto":
+        raise ValueError(f"mantissas must be 'auto' or a sequence of numbers in [1, 10), "
+                         f"got {mantissas!r}")
+    # 'auto': the paper's grid, unless the range test can take the finer one (below)
+    grid = DEFAULT_MANTISSAS if isinstance(mantissas, str) else check_mantissas(mantissas)
     if budget < n_seeds:
         raise ValueError(f"budget must be at least one iteration per seed ({n_seeds}), "
                          f"got {budget}")
@@ -1027,17 +1025,16 @@ def tune(
             if prior is not None:
                 warm, warm_source = list(prior.policies), "database"
         run_range = good is None and not warm
-        if auto_grid and run_range:
+        if isinstance(mantissas, str) and run_range:  # 'auto'
             grid = choose_mantissas(budget, epoch=epoch_iters, full=full, min_iters=min_iters,
                                     seeds=n_seeds, fraction=float(range_fraction))
-        mantissas = grid
         rt_iters = 0
         if run_range:
             rt_iters = range_test_iters(budget, epoch=epoch_iters, full=full, seeds=n_seeds,
-                                        fraction=float(range_fraction), mantissas=mantissas)
+                                        fraction=float(range_fraction), mantissas=grid)
             shortest = min(min_iters, full)
             if rt_iters < shortest:
-                max_lrs = range_max_lrs(mantissas)
+                max_lrs = range_max_lrs(grid)
                 need = math.ceil(max_lrs * n_seeds * shortest / float(range_fraction))
                 raise ValueError(f"budget={budget} is too small for the range test (up to "
                                  f"{max_lrs} LRs x {n_seeds} seed(s), runs of at least "
@@ -1065,7 +1062,7 @@ def tune(
         step: RangeCandidates | None = None
         if run_range:
             range_result = fix_range_test(base, iters=rt_iters, seeds=seed_list,
-                                          mantissas=mantissas, train_fn=session.range_train)
+                                          mantissas=grid, train_fn=session.range_train)
             warnings += [f"range test: {w}" for w in range_result.warnings]
             good = range_result.good_range
         if good is not None:
@@ -1075,7 +1072,7 @@ def tune(
                 probe=_prober(session, range_result, rt_iters * n_seeds)
                 if range_result is not None else None,
                 probe_cost=rt_iters * n_seeds, others=[c.policy for c in candidates],
-                eta=eta, min_iters=min_iters, seeds=n_seeds, fill=fill, mantissas=mantissas)
+                eta=eta, min_iters=min_iters, seeds=n_seeds, fill=fill, mantissas=grid)
             candidates += step.candidates
             up, probed = step.above_lr, step.above_probe
             if step.why_not and above_range is True:
@@ -1133,7 +1130,7 @@ def tune(
         recommendations=tuple(recs), wall_time=time.perf_counter() - t_start,
         warnings=tuple(warnings), lookup=looked, warm_start_source=warm_source, prior=prior,
         notes=tuple(notes), low_rungs=low_rungs, fill=fill, above_range=above_range,
-        above_lr=up, above_probe=probed, mantissas=mantissas, runs=tuple(session.results),
+        above_lr=up, above_probe=probed, mantissas=grid, runs=tuple(session.results),
     )
 
 
