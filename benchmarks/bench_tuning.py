@@ -11,10 +11,11 @@ sampler's seed is r; with ``--seeds-per-run K`` > 1 every evaluation trains the 
       sum of the iterations trained (the range test that made the candidates is not counted).
 (ii)  **tune cold**: ``tune("digits-mlp", BUDGET, seeds=[r])`` (range test included in the
       budget), tune's defaults (eta=5, the range test's grid 'auto', low_rungs='rescaled',
-      fill=True; ``--eta`` and ``--grid`` choose others, ``--low-rungs prefix`` and
-      ``--no-fill`` for the ablation in docs/results/tuning.md; ``--above-range auto|on|off``
-      for above_range, default auto as tune's: the grid's candidates follow tune's at the
-      budget given, so with auto they include those above the range when tune's do).
+      fill=True, shrink=True; ``--eta`` and ``--grid`` choose others, ``--low-rungs
+      prefix``, ``--no-fill`` and ``--no-shrink`` for the ablation in docs/results/tuning.md;
+      ``--above-range auto|on|off`` for above_range, default auto as tune's: the grid's
+      candidates follow tune's at the budget given, so with auto they include those above the
+      range when tune's do).
 (iii) **tune warm**: ``tune(..., warm_start=recommend(store, "digits-mlp").policies)`` with
       half the cold budget, where the store holds only the full-length grid of ``digits-cnn``
       (the same dataset, another model; seed 0), trained before. The digits-cnn runs are the
@@ -221,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="tune's low_rungs (what a rung shorter than the task trains)")
     ap.add_argument("--no-fill", action="store_true",
                     help="tune with fill=False (no extra finalists from the leftover budget)")
+    ap.add_argument("--no-shrink", action="store_true",
+                    help="tune with shrink=False (lower rungs not shortened to pay for more "
+                         "finalists; the default before the eighth version)")
     ap.add_argument("--above-range", nargs="?", const="on", default="auto",
                     choices=ABOVE_RANGE,
                     help="tune's above_range (the grid's candidates follow tune's): auto "
@@ -264,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as e:
             ap.error(f"--grid: auto, or {e}")
     tune_options = {"low_rungs": args.low_rungs, "fill": not args.no_fill,
-                    "above_range": above_range, "mantissas": mantissas, "eta": args.eta}
+                    "shrink": not args.no_shrink, "above_range": above_range,
+                    "mantissas": mantissas, "eta": args.eta}
     name = args.target + (f" ({target.max_iters} iterations)" if over else "")
     if args.first_rep < 0:
         ap.error(f"--first-rep must be >= 0, got {args.first_rep}")
@@ -446,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
             json.dump({"table": table, "rows": rows, "warm_start": warm_policies,
                        "candidates": cands, "seeds_per_run": args.seeds_per_run,
                        "above_range": above_range, "mantissas": list(mantissas),
-                       "eta": args.eta, "budget": args.budget,
+                       "eta": args.eta, "shrink": not args.no_shrink, "budget": args.budget,
                        "warm_budget": warm_budget, "wall_s": wall}, f, indent=1)
     return 0
 

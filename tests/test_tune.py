@@ -501,6 +501,34 @@ def test_fill_adds_finalists_with_the_leftover():
         plan_rungs(3, 100, 1000, fill=1)
 
 
+def test_shrink_trades_lower_rung_length_for_finalists():
+    # digits at 13,750 after the finer range test (11,878 left), 55 candidates, eta 5
+    kw = {"eta": 5, "min_iters": 21, "fill": True}
+    filled = plan_rungs(55, 1000, 11878, **kw)
+    shrunk = plan_rungs(55, 1000, 11878, shrink=True, **kw)
+    assert [(r.iters, r.candidates) for r in filled] == [(40, 55), (200, 11), (1000, 7)]
+    # 55 + 11 x 5 = 110 iterations per unit of r_0: 9 finalists leave (11,878 - 9,000) // 110
+    # = 26 for r_0; 10 would leave 17, under min_iters
+    assert [(r.iters, r.candidates) for r in shrunk] == [(26, 55), (130, 11), (1000, 9)]
+    assert plan_cost(shrunk) == 26 * 55 + 130 * 11 + 9000 <= 11878
+    assert plan_rungs(55, 1000, 11878, shrink=True, **{**kw, "min_iters": 17})[-1] \
+        == RungPlan(1000, 10)  # a lower floor pays for the tenth
+    # per seed: three seeds, three times the budget, the same plan
+    assert plan_rungs(55, 1000, 3 * 11878, seeds=3, shrink=True, **kw) == shrunk
+    # no effect without fill, nor when the plan cannot reach the full length
+    assert plan_rungs(55, 1000, 11878, eta=5, min_iters=21, shrink=True) \
+        == plan_rungs(55, 1000, 11878, eta=5, min_iters=21)
+    short = plan_rungs(55, 1000, 3000, **kw)
+    assert short[-1].iters < 1000 and plan_rungs(55, 1000, 3000, shrink=True, **kw) == short
+    # nothing to gain when fill already trains every candidate of the rung below
+    assert plan_rungs(55, 1000, 10**6, shrink=True, **kw) == plan_rungs(55, 1000, 10**6, **kw)
+    # or when one more finalist would take the first rung under min_iters
+    assert plan_rungs(28, 1000, 6037, eta=3, min_iters=21, fill=True, shrink=True) \
+        == plan_rungs(28, 1000, 6037, eta=3, min_iters=21, fill=True)
+    with pytest.raises(ValueError, match="shrink must be True or False"):
+        plan_rungs(3, 100, 1000, fill=True, shrink="yes")
+
+
 def test_a_small_budget_still_trains_the_finalist_at_full_length():
     # geometric rungs would stop at 720 of 1000; anchored: the lower rungs shrink instead
     plan = plan_rungs(14, 1000, 2800, eta=3, min_iters=50)
@@ -529,6 +557,28 @@ def test_plan_properties(n, full, budget, eta, min_iters, seeds):
         assert plan[-1].candidates <= filled[-1].candidates <= cap
         if filled[-1].candidates < cap:  # not capped: the leftover cannot pay for one more
             assert budget - plan_cost(filled, seeds) < seeds * plan[-1].iters
+    shrunk = plan_rungs(n, full, budget, eta=eta, min_iters=min_iters, seeds=seeds, fill=True,
+                        shrink=True)
+    assert plan_cost(shrunk, seeds) <= budget and len(shrunk) == len(filled)
+    if len(filled) > 1 and filled[-1].iters == full:
+        # the same rungs and counts below the top; each lower rung no longer, the first
+        # still >= min_iters; at least as many finalists, at most the rung below's
+        *lows, top = shrunk
+        assert [r.candidates for r in lows] == [r.candidates for r in filled[:-1]]
+        assert all(a.iters <= b.iters for a, b in zip(lows, filled))
+        assert lows[0].iters >= min(min_iters, full) or lows[0].iters == filled[0].iters
+        assert top.iters == full and filled[-1].candidates <= top.candidates <= lows[-1].candidates
+        if top.candidates > filled[-1].candidates:  # shrunk: r_k = r_0 * eta^k, capped
+            assert all(r.iters == min(lows[0].iters * eta ** k, f.iters)
+                       for k, (r, f) in enumerate(zip(lows, filled)))
+        if top.candidates < lows[-1].candidates:  # one more would take r_0 under the floor
+            below = sum(r.candidates * eta ** k for k, r in enumerate(lows))
+            assert (budget // seeds - (top.candidates + 1) * full) // below \
+                < min(min_iters, full)
+        for a, b in zip(shrunk, shrunk[1:]):
+            assert a.iters < b.iters
+    else:
+        assert shrunk == filled
     assert plan_cost(plan, seeds) <= budget
     if budget >= seeds:
         assert plan, "something always runs when one iteration per seed fits"
@@ -706,6 +756,29 @@ def test_fill_trains_more_finalists_with_what_the_rungs_leave():
     assert plain.iterations_spent < filled.iterations_spent == sum(f2.trained) <= 7000
     top = [x for x in filled.recommendations if x.rung == len(filled.rungs) - 1]
     assert len(top) == 3 and top[0].top1 >= top[1].top1 >= top[2].top1
+
+
+def test_shrink_runs_more_finalists_on_shorter_lower_rungs():
+    plain, _ = fake_tune(6000, above_range=False, eta=5, shrink=False)
+    shrunk, fake = fake_tune(6000, above_range=False, eta=5)  # shrink=True is the default
+    assert plain.range_iterations == shrunk.range_iterations  # the same range test
+    left = 6000 - shrunk.range_iterations
+    assert shrunk.plan == plan_rungs(28, 1000, left, eta=5, min_iters=shrunk.min_iters,
+                                     fill=True, shrink=True)
+    assert [(r.iters, r.candidates) for r in plain.plan] == [(40, 28), (200, 5), (1000, 3)]
+    assert [(r.iters, r.candidates) for r in shrunk.plan] == [(23, 28), (115, 5), (1000, 4)]
+    # the rungs ran as planned, the lower ones at their shrunk lengths
+    assert [(g.iters, len(g.candidates)) for g in shrunk.rungs] == [(23, 28), (115, 5), (1000, 4)]
+    n_range = len(shrunk.range_test.points)
+    assert [it for it, _, _ in fake.calls[n_range:n_range + 28]] == [23] * 28
+    # the finalists are the best of the rung below, in its order; the budget holds
+    assert shrunk.rungs[-1].candidates == shrunk.rungs[-2].survivors
+    assert shrunk.iterations_spent == sum(fake.trained) <= 6000
+    top = [x for x in shrunk.recommendations if x.rung == len(shrunk.rungs) - 1]
+    assert len(top) == 4 and all(x.rung_iters == 1000 for x in top)
+    assert (shrunk.to_dict()["shrink"], plain.to_dict()["shrink"]) == (True, False)
+    with pytest.raises(ValueError, match="shrink must be True or False"):
+        fake_tune(6000, shrink=None)
 
 
 def test_range_test_iterations_are_counted():
@@ -1191,20 +1264,26 @@ def test_cli_table_with_real_training(capsys):
     assert "lower rungs train each policy rescaled to their length" in out
 
 
-@pytest.mark.parametrize("flags, low_rungs, fill", [
-    ([], "rescaled", True), (["--low-rungs", "PREFIX", "--no-fill"], "prefix", False)])
-def test_cli_low_rungs_and_fill(capsys, flags, low_rungs, fill):
+# the default eta is 5: 40 x 28 -> 200 x 5 -> 1000 x 1 costs 3,120 of the 6,100, and the 2,980
+# left pay for 2 more finalists (fill; of the 4 others the 200-iteration rung ran); shrinking
+# the lower rungs to 39 and 195 (28 + 5 x 5 = 53 iterations per unit of r_0) pays for one more:
+# (6,100 - 4 x 1,000) // 53 = 39, while 5 finalists would need r_0 = 20 < min_iters 21
+@pytest.mark.parametrize("flags, low_rungs, fill, shrink, plan", [
+    ([], "rescaled", True, True, [(39, 28), (195, 5), (1000, 4)]),
+    (["--no-shrink"], "rescaled", True, False, [(40, 28), (200, 5), (1000, 3)]),
+    (["--low-rungs", "PREFIX", "--no-fill"], "prefix", False, True,
+     [(40, 28), (200, 5), (1000, 1)])])
+def test_cli_low_rungs_fill_and_shrink(capsys, flags, low_rungs, fill, shrink, plan):
     code, out, err = run_cli(capsys, "tune", "--task", "digits-mlp", "--budget", "6100",
                              "--bounds", "0.03,0.1", "--threads", "1", "--json",
                              "--no-above-range", *flags)
     assert code == 0, err
     d = json.loads(out)
-    assert (d["low_rungs"], d["fill"]) == (low_rungs, fill)
-    plan = [(g["iters"], g["candidates"]) for g in d["plan"]]
-    # the default eta is 5: 40 x 28 -> 200 x 5 -> 1000 x 1 costs 3,120, and the 2,980 left
-    # pay for 2 more finalists (of the 4 others the 200-iteration rung ran)
+    assert (d["low_rungs"], d["fill"], d["shrink"]) == (low_rungs, fill, shrink)
     assert d["eta"] == 5 and d["mantissas"] == [1.0, 3.0]  # no range test: the paper's grid
-    assert plan == [(40, 28), (200, 5), (1000, 3 if fill else 1)]
+    assert [(g["iters"], g["candidates"]) for g in d["plan"]] == plan
+    ran = [(r["iters"], len(r["candidates"])) for r in d["rungs"]]
+    assert ran == plan and d["iterations_spent"] <= 6100
     for x in d["recommendations"]:
         for ref in x["runs"]:
             want = x["policy"] if low_rungs == "prefix" else str(

@@ -421,6 +421,10 @@ def tune_command(
     no_fill: Annotated[bool, typer.Option(
         "--no-fill", help="Do not spend the iterations successive halving leaves unused on "
         "more finalists at the top rung.")] = False,
+    no_shrink: Annotated[bool, typer.Option(
+        "--no-shrink", help="Keep the lower rungs at their geometric lengths instead of "
+        "shortening them (never under --min-iters) to pay for more finalists at the top rung "
+        "(no effect with --no-fill).")] = False,
     above_range: Annotated[Optional[bool], typer.Option(
         "--above-range/--no-above-range", help="Also try candidates whose peak LR is one step "
         "above the good FIX range (cyclic k1, decaying k0): the range test's next LR, or, if "
@@ -493,7 +497,8 @@ def tune_command(
                       workers=workers, threads=threads, data_root=data_root,
                       progress=not as_json, executor=executor.strip().lower(),
                       executor_options=options, low_rungs=rung_mode,  # type: ignore[arg-type]
-                      fill=not no_fill, above_range="auto" if above_range is None else above_range,
+                      fill=not no_fill, shrink=not no_shrink,
+                      above_range="auto" if above_range is None else above_range,
                       mantissas=mantissas)
     except ValueError as e:
         fail(_tune_flags(" ".join(str(e).split())))

@@ -22,7 +22,17 @@ not fit, only the first ``budget // (seeds * min_iters)`` candidates are planned
 order is the priority order); when not one fits, one candidate gets what is left.
 
 With ``fill``, what the plan leaves of the budget trains more finalists at the top rung, the
-next best of the rung below (at most all of them).
+next best of the rung below (at most all of them). With ``shrink`` as well, when the top rung is
+``full`` long, the lower rungs shrink to pay for more finalists: the plan with the most
+finalists ``m`` (at most ``c_{K-1}``) whose lower rungs ``r_k = min(r_0 * eta^k, the plan's
+r_k)`` still start at ``r_0 >= min_iters``, with the largest such ``r_0``::
+
+    r_0 = (budget / seeds - m * full) // sum_{k<K} c_k * eta^k
+
+The lower rungs only rank the candidates, the top rung scores them: a finalist more is a
+full-length score more, and the best of more scores is the better pick (measured on digits in
+``docs/results/tuning.md``), while ``min_iters`` keeps the ranking runs long enough to mean
+something.
 
 **The drop rule** (:func:`predicted_top1`), used with a target accuracy: from a run's curve,
 the top-1 it could reach by iteration ``horizon`` (the plan's top length) if it kept improving
@@ -39,6 +49,12 @@ misses it. Fewer than two evaluations: no prediction, never dropped.
 [(111, 28), (333, 9), (1000, 3)]
 >>> [(r.iters, r.candidates) for r in plan_rungs(28, 1000, 2400, eta=3, min_iters=42)]
 [(43, 28), (130, 9)]
+>>> [(r.iters, r.candidates) for r in plan_rungs(55, 1000, 11878, eta=5, min_iters=21,
+...                                               fill=True)]
+[(40, 55), (200, 11), (1000, 7)]
+>>> [(r.iters, r.candidates) for r in plan_rungs(55, 1000, 11878, eta=5, min_iters=21,
+...                                               fill=True, shrink=True)]
+[(26, 55), (130, 11), (1000, 9)]
 """
 
 from __future__ import annotations
@@ -94,12 +110,14 @@ def plan_cost(plan: Sequence[RungPlan], seeds: int = 1) -> int:
 
 def plan_rungs(
     n: int, full: int, budget: int, *, eta: int = 3, min_iters: int = 1, seeds: int = 1,
-    fill: bool = False,
+    fill: bool = False, shrink: bool = False,
 ) -> tuple[RungPlan, ...]:
     """The rungs of successive halving for ``n`` candidates within ``budget`` iterations
     (see the module doc). Never costs more than ``budget``; empty when ``budget < seeds``.
     ``fill``: the iterations the plan leaves unused train more finalists at the top rung (the
     next best of the rung below, up to all of them), ``(budget - cost) // (seeds * r_K)``.
+    ``shrink`` (with ``fill``; no effect without it): when the top rung is ``full`` long, the
+    lower rungs shrink, never under ``min_iters``, to pay for as many finalists as they can.
 
     >>> plan_rungs(9, 900, 10**6, eta=3, min_iters=100)
     (RungPlan(iters=100, candidates=9), RungPlan(iters=300, candidates=3), \
@@ -115,17 +133,20 @@ RungPlan(iters=900, candidates=1))
     eta = _whole(eta, "eta", 2)
     min_iters = _whole(min_iters, "min_iters", 1)
     seeds = _whole(seeds, "seeds", 1)
-    if not isinstance(fill, bool):
-        raise ValueError(f"fill must be True or False, got {fill!r}")
+    for name, flag in (("fill", fill), ("shrink", shrink)):
+        if not isinstance(flag, bool):
+            raise ValueError(f"{name} must be True or False, got {flag!r}")
     plan = _plan(n, full, budget, eta=eta, min_iters=min_iters, seeds=seeds)
     if not fill or not plan:
         return plan
     top = plan[-1]
     room = (plan[-2].candidates if len(plan) > 1 else n) - top.candidates
     extra = min(room, (budget - plan_cost(plan, seeds)) // (seeds * top.iters))
-    if extra <= 0:
-        return plan
-    return (*plan[:-1], RungPlan(top.iters, top.candidates + extra))
+    if extra > 0:
+        plan = (*plan[:-1], RungPlan(top.iters, top.candidates + extra))
+    if shrink and len(plan) > 1 and plan[-1].iters == full:
+        return _shrunk(plan, budget, eta=eta, floor=min(min_iters, full), seeds=seeds)
+    return plan
 
 
 def _plan(n: int, full: int, budget: int, *, eta: int, min_iters: int, seeds: int
@@ -194,6 +215,20 @@ def _anchored(n: int, full: int, budget: int, *, eta: int, floor: int, seeds: in
         if best is None or lengths[-2] > best[0]:
             best = (lengths[-2], plan)
     return None if best is None else best[1]
+
+
+def _shrunk(plan: tuple[RungPlan, ...], budget: int, *, eta: int, floor: int, seeds: int
+            ) -> tuple[RungPlan, ...]:
+    """``plan`` (filled, its top rung full length) with its lower rungs ``r_0 * eta^k``
+    shrunk to pay for the most finalists they can (module doc); ``plan`` when none more fits."""
+    *lows, top = plan
+    below = sum(r.candidates * eta ** k for k, r in enumerate(lows))  # cost per unit of r_0
+    for m in range(lows[-1].candidates, top.candidates, -1):
+        r0 = (budget // seeds - m * top.iters) // below
+        if r0 >= floor:  # never longer than the plan's rungs: shrink, not grow
+            return (*(RungPlan(min(r0 * eta ** k, r.iters), r.candidates)
+                      for k, r in enumerate(lows)), RungPlan(top.iters, m))
+    return plan
 
 
 def predicted_top1(run: RunResult, horizon: int) -> float | None:

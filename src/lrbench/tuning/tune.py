@@ -44,7 +44,10 @@ The algorithm:
    first), and the next rung is ``eta`` times longer, up to the task's ``max_iters``. The plan
    is made after the range test from the iterations left, so that it cannot overshoot; what
    the geometric rungs leave unused trains more finalists at the top rung (``fill``, the next
-   best of the rung below). A longer rung trains **from scratch** (no checkpoints).
+   best of the rung below), and the lower rungs shrink, never under ``min_iters``, to pay for
+   as many finalists as they can (``shrink``): a finalist more is a full-length score more,
+   which the lower rungs' short runs are not. A longer rung trains **from scratch** (no
+   checkpoints).
    What a rung shorter than the full length trains (``low_rungs``):
 
    - ``'rescaled'`` (default): each policy squeezed into the rung's length
@@ -81,7 +84,7 @@ results bit for bit.
 
 >>> r = tune("digits-mlp", 7000, seeds=1, threads=1)                # doctest: +SKIP
 >>> r.iterations_spent, r.recommendations[0].policy                 # doctest: +SKIP
-(6909, 'INV(k0=0.2, gamma=0.001, p=0.75)')
+(6949, 'STEP(k0=0.2, gamma=0.5, l=200)')
 """
 
 from __future__ import annotations
@@ -331,9 +334,9 @@ class TuneResult:
     """The outcome of :func:`tune`: ``recommendations`` best first, ``iterations_spent`` (range
     test included, <= ``budget``), the ``range_test`` (None when skipped), the ``bounds`` the
     candidates came from, the ``candidates``, the ``plan`` and the ``rungs`` as they ran.
-    ``low_rungs`` and ``fill``: how the rungs ran; ``mantissas``: the range test's LRs per
-    decade; ``above_range``: True, False or 'auto' (:func:`tune`'s arguments), ``above_lr``
-    the peak LR of the candidates above the good range (None when none were added),
+    ``low_rungs``, ``fill`` and ``shrink``: how the rungs ran; ``mantissas``: the range
+    test's LRs per decade; ``above_range``: True, False or 'auto' (:func:`tune`'s arguments),
+    ``above_lr`` the peak LR of the candidates above the good range (None when none were added),
     ``above_probe`` the FIX point probed for it (:func:`find_above_lr`; None when no probe
     ran).
     ``lookup``: whether the database was asked (step 1); ``warm_start_source``: 'warm_start'
@@ -365,6 +368,7 @@ class TuneResult:
     notes: tuple[str, ...] = ()
     low_rungs: str = "rescaled"
     fill: bool = True
+    shrink: bool = True
     above_range: AboveRange = "auto"
     above_lr: float | None = None
     above_probe: FixPoint | None = None
@@ -389,6 +393,7 @@ class TuneResult:
             "eta": self.eta,
             "low_rungs": self.low_rungs,
             "fill": self.fill,
+            "shrink": self.shrink,
             "above_range": self.above_range,
             "above_lr": self.above_lr,
             "above_probe": self.above_probe.to_dict() if self.above_probe is not None else None,
@@ -904,6 +909,7 @@ def tune(
     executor_options: dict[str, Any] | None = None,
     low_rungs: LowRungs = "rescaled",
     fill: bool = True,
+    shrink: bool = True,
     above_range: AboveRange = "auto",
     mantissas: Sequence[float] | Literal["auto"] = "auto",
 ) -> TuneResult:
@@ -923,11 +929,12 @@ def tune(
     budget (at most 0.5). ``epoch_iters``: iterations per epoch (default: training samples //
     batch size). ``threads``, ``data_root``, ``device``: as :func:`lrbench.trainer.train`.
     ``low_rungs``: 'rescaled' (each policy squeezed into a short rung's length) or 'prefix'
-    (its first iterations); ``fill``: spend what the rungs leave unused on more finalists
-    (module doc, step 4). ``above_range``: also generate candidates whose peak LR is one step
-    above the good FIX range (:func:`find_above_lr`; module doc, step 3): 'auto' (default)
-    when every candidate still reaches the full length with them (:func:`above_fits`), True
-    always, False never. ``mantissas``: the range test's LRs per decade, ``m * 10^e`` from 1e-4
+    (its first iterations); ``fill``: spend what the rungs leave unused on more finalists;
+    ``shrink`` (with ``fill``): shorten the lower rungs, never under ``min_iters``, to pay for
+    more finalists (module doc, step 4). ``above_range``: also generate candidates whose peak
+    LR is one step above the good FIX range (:func:`find_above_lr`; module doc, step 3):
+    'auto' (default) when every candidate still reaches the full length with them
+    (:func:`above_fits`), True always, False never. ``mantissas``: the range test's LRs per decade, ``m * 10^e`` from 1e-4
     to 1 (:func:`~lrbench.tuning.rangetest.lr_grid`): ``(1, 3)`` is the paper's, ``(1, 2, 5)``
     finer (up to 19 LRs with the extensions instead of 13, so each range-test run is shorter,
     :func:`range_max_lrs`), and ``'auto'`` (default) runs the finer one when each of its runs
@@ -981,8 +988,9 @@ def tune(
     ex_name, ex_options = _check_executor(executor, executor_options, evaluate)
     if low_rungs not in LOW_RUNGS:
         raise ValueError(f"low_rungs must be one of {', '.join(LOW_RUNGS)}, got {low_rungs!r}")
-    if not isinstance(fill, bool):
-        raise ValueError(f"fill must be True or False, got {fill!r}")
+    for name, flag in (("fill", fill), ("shrink", shrink)):
+        if not isinstance(flag, bool):
+            raise ValueError(f"{name} must be True or False, got {flag!r}")
     if not (isinstance(above_range, bool) or above_range == "auto"):
         raise ValueError(f"above_range must be True, False or 'auto', got {above_range!r}")
     if isinstance(mantissas, str) and mantissas != "auto":
@@ -1091,7 +1099,7 @@ def tune(
 
         # 4. successive halving
         plan = plan_rungs(len(candidates), full, session.left, eta=eta, min_iters=min_iters,
-                          seeds=n_seeds, fill=fill) if candidates else ()
+                          seeds=n_seeds, fill=fill, shrink=shrink) if candidates else ()
         if plan and plan[0].candidates < len(candidates):
             warnings.append(f"the budget pays for {plan[0].candidates} of {len(candidates)} "
                             f"candidates at {plan[0].iters} iterations; the rest were not tried")
@@ -1129,7 +1137,8 @@ def tune(
         candidates=tuple(candidates), plan=tuple(plan), rungs=tuple(rungs),
         recommendations=tuple(recs), wall_time=time.perf_counter() - t_start,
         warnings=tuple(warnings), lookup=looked, warm_start_source=warm_source, prior=prior,
-        notes=tuple(notes), low_rungs=low_rungs, fill=fill, above_range=above_range,
+        notes=tuple(notes), low_rungs=low_rungs, fill=fill, shrink=shrink,
+        above_range=above_range,
         above_lr=up, above_probe=probed, mantissas=grid, runs=tuple(session.results),
     )
 
