@@ -103,7 +103,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 from lrbench.policies import parse
 from lrbench.tasks import Task, as_task
 from lrbench.tuning.candidates import Candidate, check_bounds, generate_candidates
-from lrbench.tuning.halving import RungPlan, plan_cost, plan_rungs, should_drop
+from lrbench.tuning.halving import RungPlan, _flag, plan_cost, plan_rungs, should_drop
 from lrbench.tuning.rangetest import (
     DEFAULT_EXTEND,
     DEFAULT_MANTISSAS,
@@ -934,10 +934,10 @@ def tune(
     more finalists (module doc, step 4). ``above_range``: also generate candidates whose peak
     LR is one step above the good FIX range (:func:`find_above_lr`; module doc, step 3):
     'auto' (default) when every candidate still reaches the full length with them
-    (:func:`above_fits`), True always, False never. ``mantissas``: the range test's LRs per decade, ``m * 10^e`` from 1e-4
-    to 1 (:func:`~lrbench.tuning.rangetest.lr_grid`): ``(1, 3)`` is the paper's, ``(1, 2, 5)``
-    finer (up to 19 LRs with the extensions instead of 13, so each range-test run is shorter,
-    :func:`range_max_lrs`), and ``'auto'`` (default) runs the finer one when each of its runs
+    (:func:`above_fits`), True always, False never. ``mantissas``: the range test's LRs per
+    decade, ``m * 10^e`` from 1e-4 to 1 (:func:`~lrbench.tuning.rangetest.lr_grid`): ``(1,
+    3)`` is the paper's, ``(1, 2, 5)`` finer (up to 19 LRs with the extensions instead of 13,
+    so each range-test run is shorter, :func:`range_max_lrs`), and ``'auto'`` (default) runs the finer one when each of its runs
     is still at least ``min_iters`` long (:func:`choose_mantissas`), else the paper's (the
     paper's too without a range test); the LR above the good range is the grid's next one.
     ``progress``: True for a progress bar on stderr, or a callable taking each
@@ -968,8 +968,7 @@ def tune(
     n_seeds = len(seed_list)
     warm = _warm(warm_start)
     good = check_bounds(bounds) if bounds is not None else None
-    if not isinstance(lookup, bool):
-        raise ValueError(f"lookup must be True or False, got {lookup!r}")
+    lookup = _flag(lookup, "lookup")
     eta = _whole(eta, "eta", 2)
     if min_iters is not None:
         min_iters = _whole(min_iters, "min_iters", 1)
@@ -988,9 +987,7 @@ def tune(
     ex_name, ex_options = _check_executor(executor, executor_options, evaluate)
     if low_rungs not in LOW_RUNGS:
         raise ValueError(f"low_rungs must be one of {', '.join(LOW_RUNGS)}, got {low_rungs!r}")
-    for name, flag in (("fill", fill), ("shrink", shrink)):
-        if not isinstance(flag, bool):
-            raise ValueError(f"{name} must be True or False, got {flag!r}")
+    fill, shrink = _flag(fill, "fill"), _flag(shrink, "shrink")
     if not (isinstance(above_range, bool) or above_range == "auto"):
         raise ValueError(f"above_range must be True, False or 'auto', got {above_range!r}")
     if isinstance(mantissas, str) and mantissas != "auto":
